@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   -> environment + the whole chain on the built-in demo pool (./gdo-demo/)
+#   make test   -> environment + ruff + the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+
+.PHONY: setup demo test lint bench test-heavy setup-heavy clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+	# CPU torch: the pinned version resolves to the local CPU wheel (find-links) on our machines.
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[model,dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/gdo-opt demo
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) experiments/bench_solvers.py
+
+clean:
+	rm -rf $(VENV) gdo-demo build *.egg-info .pytest_cache .ruff_cache

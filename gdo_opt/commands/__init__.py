@@ -1,0 +1,1 @@
+"""One module per `gdo-opt` subcommand (see gdo_opt.cli)."""

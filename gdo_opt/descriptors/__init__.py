@@ -1,0 +1,1 @@
+"""Descriptor stage: one module per descriptor, a registry, the sharded runner."""

@@ -1,0 +1,1 @@
+"""Goal presets as TOML files (shipped as ``gdo_opt.presets``)."""

@@ -1,0 +1,1 @@
+"""Solver backends behind one interface (shipped as ``gdo_opt.solvers``)."""
