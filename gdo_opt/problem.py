@@ -178,6 +178,7 @@ class SelectionProblem:
         unbounded), or None. Labels None / "" / -1 / NaN mean "in no group".
         """
         codes, uniques = _encode(labels, self.n, name)
+        uniques = _with_dict_labels(uniques, lo, hi)
         lo_arr = _bounds_per_group(lo, uniques, 0.0, name, "lo")
         hi_arr = _bounds_per_group(hi, uniques, math.inf, name, "hi")
         bad = lo_arr > hi_arr
@@ -191,6 +192,7 @@ class SelectionProblem:
     def add_cap(self, labels, at_most, name: str = "cap") -> GroupFamily:
         """At most ``at_most`` selected per label (e.g. QA pairs per video); scalar or dict."""
         codes, uniques = _encode(labels, self.n, name)
+        uniques = _with_dict_labels(uniques, at_most)
         hi_arr = _bounds_per_group(at_most, uniques, math.inf, name, "at_most")
         return self._add_group_family(name, "cap", codes, uniques, np.zeros_like(hi_arr), hi_arr)
 
@@ -595,6 +597,16 @@ def _encode(labels, n: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     sub_codes, uniques = pd.factorize(values[present], sort=False)
     codes[present] = sub_codes
     return codes, np.asarray(uniques, dtype=object)
+
+
+def _with_dict_labels(uniques: np.ndarray, *bounds) -> np.ndarray:
+    """Groups named in a bound dict but held by no candidate become empty groups (size 0), so a
+    floor on them is reported as infeasible instead of silently ignored."""
+    known = set(uniques.tolist())
+    extra = [label for bound in bounds if isinstance(bound, dict) for label in bound if label not in known]
+    if not extra:
+        return uniques
+    return np.concatenate([uniques, np.asarray(list(dict.fromkeys(extra)), dtype=object)])
 
 
 def _bounds_per_group(value, uniques: np.ndarray, default: float, name: str, key: str) -> np.ndarray:

@@ -66,6 +66,10 @@ def solve(problem, options):
         indptr, indices, coeffs, row_lo, row_hi = _integer_rows(problem)
     except ValueError as error:
         return problem.empty_selection("cpsat", "error", str(error))
+    if np.any(row_lo > row_hi + 1e-9):  # e.g. a floor on an empty group: CP-SAT rejects the model
+        from gdo_opt.diagnose import explain_infeasible
+
+        return problem.empty_selection("cpsat", "infeasible", explain_infeasible(problem))
     max_abs = float(np.abs(problem.scores).max()) or 1.0
     scale = float(options.extra.get("objective_scale", _TARGET_MAX_COEF / max_abs))
     objective = np.round(problem.scores * scale).astype(np.int64)
