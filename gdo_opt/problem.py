@@ -250,7 +250,7 @@ class SelectionProblem:
             raise ValueError(f"{name}: negative {which} for group {uniques[g]!r}")
         sizes = np.bincount(codes[codes >= 0], minlength=uniques.size).astype(np.int64)
         # Counts are integers: tighten fractional bounds once here so every solver sees the same.
-        lo_arr = np.ceil(lo_arr - 1e-9)
+        lo_arr = np.ceil(lo_arr - 1e-9) + 0.0  # + 0.0 turns -0.0 into 0.0
         hi_arr = np.where(np.isinf(hi_arr), hi_arr, np.floor(hi_arr + 1e-9))
         family = GroupFamily(name, kind, codes, uniques, lo_arr, hi_arr, sizes)
         return self._append(family)
