@@ -1,0 +1,28 @@
+"""`gdo-opt build`: the subsets of all four goal presets from one loaded pool."""
+
+from __future__ import annotations
+
+import argparse
+
+from gdo_opt.commands.select import add_pool_arguments
+
+HELP = "build the subsets of all four goal presets"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_pool_arguments(parser)
+    parser.add_argument("--presets", nargs="+", default=None, metavar="PRESET",
+                        help="presets to build (default: minloss diverse temp temp_plus)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder: DIR/<preset>/...")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gdo_opt.build import build_all
+    from gdo_opt.commands.select import config_from, load_inputs
+    from gdo_opt.preset import BUILTIN, load_preset
+
+    presets = [load_preset(p) for p in (args.presets or BUILTIN)]
+    config = config_from(args)
+    frame, metrics = load_inputs(args)
+    build_all(frame, metrics, presets, config, args.out)
+    return 0

@@ -1,0 +1,30 @@
+"""`gdo-opt merge SHARDS... --out descriptors.parquet`: one normalized descriptor table + report."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "merge descriptor shards into one normalized table"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", nargs="+", help="shard folder(s) written by `gdo-opt extract`")
+    parser.add_argument("--out", required=True, help="output descriptors.parquet (report beside it)")
+    parser.add_argument("--candidates", help="candidate table to check coverage against (default: from manifest)")
+    parser.add_argument("--clusters", type=int, help="MiniBatchKMeans k (default sqrt(n/2), 2..256)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gdo_opt.merge import merge_shards, report_path
+
+    report = merge_shards(args.shards, args.out, candidates=args.candidates, n_clusters=args.clusters, seed=args.seed)
+    cov = report["coverage"]
+    Console(stderr=True).print(
+        f"{report['rows']} rows -> {args.out}; missing {cov['missing']}, duplicates {cov['duplicates']}, "
+        f"unknown {cov['unknown']}, rows with errors {report['errors']['rows']}, "
+        f"clusters {report['clustering']['k']}; report {report_path(args.out)}"
+    )
+    return 0

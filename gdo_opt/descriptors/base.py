@@ -1,0 +1,70 @@
+"""The descriptor plug-in contract (docs/CONTRACTS.md): a named class that fills raw columns.
+
+The runner calls ``setup`` once per process, then for every chunk ``prefetch`` (optional: start
+CPU work so it overlaps the model) and ``compute``. Model descriptors share forward passes through
+``ctx.engine`` (gdo_opt.descriptors.model), which memoizes one set of passes per chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gdo_opt.errors import GdoError
+
+
+@dataclass
+class ExtractContext:
+    """What descriptors share in one process: the model, its processor, device, dtype and CLI options."""
+
+    model: Any = None
+    processor: Any = None
+    device: str = "cpu"
+    dtype: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None  # gdo_opt.descriptors.model.ModelEngine when a model is loaded
+    pool: Any = None  # concurrent.futures executor for CPU work (motion)
+    rank: int = 0
+    world_size: int = 1
+    # Per-candidate errors of the current chunk: qa_uid -> list of "descriptor: message".
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_error(self, qa_uid: str, where: str, message: str) -> None:
+        self.errors.setdefault(qa_uid, []).append(f"{where}: {' '.join(str(message).split())}"[:300])
+
+
+class Descriptor:
+    """Base class: subclasses set ``name``, ``columns``, ``needs_model`` and implement ``compute``."""
+
+    name: str = ""
+    columns: tuple[str, ...] = ()
+    needs_model: bool = False
+    # Model passes this descriptor reads (see ModelEngine.PASSES); the engine runs their union once.
+    passes: tuple[str, ...] = ()
+
+    def setup(self, ctx: ExtractContext) -> None:
+        """Load what the descriptor needs once per process (default: nothing)."""
+
+    def prefetch(self, batch: pd.DataFrame, ctx: ExtractContext) -> None:
+        """Start background work for ``batch`` before the model runs (default: nothing)."""
+
+    def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Descriptor]] = {}
+
+
+def register(cls: type[Descriptor]) -> type[Descriptor]:
+    """Class decorator: add ``cls`` to REGISTRY under ``cls.name``."""
+    if not cls.name:
+        raise GdoError(f"descriptor class {cls.__name__} has no name")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def nan_column(n: int) -> np.ndarray:
+    return np.full(n, np.nan, dtype=np.float64)

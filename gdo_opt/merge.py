@@ -1,0 +1,209 @@
+"""Merge descriptor shards into one table keyed by qa_uid (the contract's descriptor table).
+
+Why here and not per rank: coverage clusters must be fitted over the whole pool, and robust
+z-scores need the pool-wide median / IQR. Several shard folders may be merged (e.g. ``ost`` run
+separately): their columns are joined on qa_uid. The output has one row per candidate, sorted by
+qa_uid; candidates without shard rows keep NaN values and ``error == "missing: no shard row"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from gdo_opt.atomic import write_json, write_parquet
+from gdo_opt.errors import GdoError
+
+RAW_COLUMNS = (
+    "amm", "frame_diversity", "loss_video", "loss_blind", "vds", "ppl", "temporal_prob", "stability",
+    "coverage", "hardness", "ost",
+)
+Z_CLIP = 5.0
+EXAMPLES = 20
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(x - median) / (IQR / 1.349), clipped to [-5, 5]; NaN stays NaN; constant columns give 0."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    out = np.full_like(x, np.nan)
+    if not finite.any():
+        return out
+    q25, med, q75 = np.percentile(x[finite], [25, 50, 75])
+    scale = (q75 - q25) / 1.349
+    if not scale > 0:
+        scale = np.std(x[finite]) or 1.0
+    out[finite] = np.clip((x[finite] - med) / scale, -Z_CLIP, Z_CLIP)
+    return out
+
+
+def _read_folder(folder: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+    files = sorted(folder.glob("rank*-chunk*.parquet"))
+    if not files:
+        raise GdoError(f"{folder}: no shard files (rank*-chunk*.parquet)")
+    frames, feats = [], []
+    for file in files:
+        try:
+            table = pq.read_table(file)
+        except Exception as error:
+            raise GdoError(f"{file}: unreadable shard ({error})") from error
+        if "qa_uid" not in table.column_names:
+            raise GdoError(f"{file}: no qa_uid column")
+        if "feat" in table.column_names:
+            feats.append(np.asarray(table.column("feat").combine_chunks().flatten(), dtype=np.float32)
+                         .reshape(table.num_rows, -1))
+            table = table.drop(["feat"])
+        frames.append(table.to_pandas())
+    df = pd.concat(frames, ignore_index=True)
+    feat = np.concatenate(feats) if feats and len(feats) == len(files) else None
+    dup_mask = df["qa_uid"].duplicated(keep="first").to_numpy()
+    duplicates = sorted(df.loc[dup_mask, "qa_uid"].unique().tolist())
+    df = df.loc[~dup_mask].reset_index(drop=True)
+    if feat is not None:
+        feat = feat[~dup_mask]
+    manifest = {}
+    if (folder / "manifest.json").is_file():
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return df, feat, {"folder": str(folder), "files": len(files), "duplicates": duplicates, "manifest": manifest}
+
+
+def _cluster(feat: np.ndarray, n_clusters: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """MiniBatchKMeans over all rows with finite features -> (label, distance to own centroid, k)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    n = len(feat)
+    labels = np.full(n, -1, dtype=np.int64)
+    dist = np.full(n, np.nan)
+    ok = np.isfinite(feat).all(axis=1)
+    m = int(ok.sum())
+    if m < 2:
+        return labels, dist, 0
+    k = int(n_clusters) if n_clusters else int(np.clip(round(np.sqrt(m / 2)), 2, 256))
+    k = min(k, m)
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=1024, max_iter=100)
+    x = feat[ok].astype(np.float64)
+    lab = km.fit_predict(x)
+    labels[ok] = lab
+    dist[ok] = np.linalg.norm(x - km.cluster_centers_[lab], axis=1)
+    return labels, dist, k
+
+
+def _within_cluster_rank(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Percentile rank (0..1] of each value inside its cluster; NaN where value or cluster missing."""
+    s = pd.Series(values).where(labels >= 0)
+    return s.groupby(labels).rank(pct=True).to_numpy(dtype=np.float64)
+
+
+def merge_shards(
+    shards: list[str | os.PathLike],
+    out: str | os.PathLike,
+    candidates: str | os.PathLike | None = None,
+    n_clusters: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Join shard folders, check coverage, cluster, normalize; write ``out`` + ``<out stem>.report.json``."""
+    out = Path(out)
+    folders = [Path(s) for s in shards]
+    for folder in folders:
+        if not folder.is_dir():
+            raise GdoError(f"{folder}: shard folder not found")
+    parts = [_read_folder(f) for f in folders]
+    merged: pd.DataFrame | None = None
+    feat_df = None
+    for df, feat, _ in parts:
+        if feat is not None and feat_df is None:
+            feat_df = pd.DataFrame({"qa_uid": df["qa_uid"].to_numpy(), "_row": np.arange(len(df))}), feat
+        df = df.drop(columns=[c for c in ("chunk",) if c in df.columns])
+        if merged is None:
+            merged = df
+            continue
+        overlap = [c for c in df.columns if c in merged.columns and c not in ("qa_uid", "error")]
+        df = df.drop(columns=overlap)
+        merged = merged.merge(df, on="qa_uid", how="outer", suffixes=("", "_b"))
+        merged["error"] = (merged["error"].fillna("") + "; " + merged.pop("error_b").fillna("")).str.strip("; ")
+
+    cand_path = candidates or next((p[2]["manifest"].get("candidates") for p in parts if p[2]["manifest"]), None)
+    missing: list[str] = []
+    unknown: list[str] = []
+    if cand_path:
+        if not Path(cand_path).is_file():
+            raise GdoError(f"{cand_path}: candidate table not found")
+        try:
+            uids = pd.Index(pq.read_table(cand_path, columns=["qa_uid"]).column("qa_uid").to_pylist())
+        except Exception as error:
+            raise GdoError(f"{cand_path}: cannot read qa_uid ({str(error).splitlines()[0]})") from error
+        have = pd.Index(merged["qa_uid"].astype(str))
+        missing = sorted(uids.difference(have).tolist())
+        unknown = sorted(have.difference(uids).tolist())
+        merged = merged[merged["qa_uid"].isin(uids)]
+        if missing:
+            merged = pd.concat([merged, pd.DataFrame({"qa_uid": missing, "error": "missing: no shard row"})])
+    merged = merged.sort_values("qa_uid", kind="stable").reset_index(drop=True)
+    merged["error"] = merged["error"].fillna("").astype(str)
+    for column in RAW_COLUMNS:
+        if column not in merged.columns:
+            merged[column] = np.nan
+        merged[column] = merged[column].astype(np.float64)
+    fill_vds = merged["vds"].isna()
+    merged.loc[fill_vds, "vds"] = (merged["loss_blind"] - merged["loss_video"])[fill_vds]
+    fill_ppl = merged["ppl"].isna()
+    merged.loc[fill_ppl, "ppl"] = np.exp(merged["loss_video"])[fill_ppl]
+
+    merged["cluster"] = np.int64(-1)
+    clustering: dict[str, Any] = {"k": 0, "rows": 0}
+    if feat_df is not None:
+        index, feat = feat_df
+        rows = index.set_index("qa_uid")["_row"].reindex(merged["qa_uid"]).to_numpy()
+        x = np.full((len(merged), feat.shape[1]), np.nan, dtype=np.float32)
+        have_row = ~np.isnan(rows)
+        x[have_row] = feat[rows[have_row].astype(np.int64)]
+        labels, dist, k = _cluster(x, n_clusters, seed)
+        finite = np.isfinite(dist)
+        scale = float(np.median(dist[finite])) if finite.any() else 1.0
+        merged["cluster"] = labels
+        merged["coverage"] = np.exp(-dist / (scale if scale > 0 else 1.0))
+        basis = merged["loss_video"].to_numpy() if merged["loss_video"].notna().any() else dist
+        merged["hardness"] = _within_cluster_rank(basis, labels)
+        clustering = {"k": k, "rows": int(finite.sum()), "distance_scale": round(scale, 8),
+                      "hardness_basis": "loss_video" if basis is not dist else "distance"}
+
+    for column in RAW_COLUMNS:
+        merged[f"z_{column}"] = robust_z(merged[column].to_numpy())
+    order = ["qa_uid", *RAW_COLUMNS, "cluster", "error", *[f"z_{c}" for c in RAW_COLUMNS]]
+    extra = [c for c in merged.columns if c not in order]
+    merged = merged[order + extra]
+    write_parquet(out, merged)
+
+    errors = merged["error"][merged["error"] != ""]
+    by_kind = errors.str.split("; ").explode().str.split(":").str[0].value_counts()
+    report = {
+        "rows": int(len(merged)),
+        "shards": [{"folder": p[2]["folder"], "files": p[2]["files"], "duplicates": len(p[2]["duplicates"]),
+                    "duplicate_examples": p[2]["duplicates"][:EXAMPLES]} for p in parts],
+        "coverage": {"candidates": cand_path is not None and str(cand_path) or None,
+                     "missing": len(missing), "missing_examples": missing[:EXAMPLES],
+                     "unknown": len(unknown), "unknown_examples": unknown[:EXAMPLES],
+                     "duplicates": sum(len(p[2]["duplicates"]) for p in parts)},
+        "errors": {"rows": int(len(errors)), "by_kind": {str(k): int(v) for k, v in sorted(by_kind.items())}},
+        "clustering": clustering,
+        "columns": {c: {"finite": int(np.isfinite(merged[c]).sum()),
+                        "median": _r(np.nanmedian(merged[c])) if merged[c].notna().any() else None}
+                    for c in RAW_COLUMNS},
+    }
+    write_json(report_path(out), report)
+    return report
+
+
+def _r(x: float) -> float:
+    return float(round(float(x), 8))
+
+
+def report_path(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".report.json")
