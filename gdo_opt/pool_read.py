@@ -1,0 +1,339 @@
+"""Streaming readers: JSONL / Parquet pool files -> normalized raw blocks (rows + flat messages).
+
+The fast path hands each ~8 MB block of lines to ``pyarrow.json.read_json`` (C++, multi-threaded)
+with an explicit schema, so only the fields we need are materialized. A block that Arrow rejects
+(a malformed line, non-UTF-8 bytes, a field whose type varies between rows) is re-read line by line
+with ``json.loads``: that is where bad lines get their ``file:line``; the block is then still
+parsed. Both paths yield the same ``RawBlock`` so everything downstream is one vectorized code path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from gdo_opt.errors import GdoError
+
+BLOCK_BYTES = 8 << 20
+STR_LIST = pa.list_(pa.string())
+_MSG = pa.struct([("role", pa.string()), ("content", pa.string()), ("from", pa.string()), ("value", pa.string())])
+_FIELDS = {
+    "id": pa.string(), "video_id": pa.string(), "data_source": pa.string(), "duration": pa.float64(),
+    "images": STR_LIST, "video": pa.string(), "videos": STR_LIST,
+    "messages": pa.list_(_MSG), "conversations": pa.list_(_MSG),
+}
+ROW_SCHEMA = pa.schema([
+    ("line", pa.int64()), ("id", pa.string()), ("video_id", pa.string()), ("data_source", pa.string()),
+    ("duration", pa.float64()), ("images", STR_LIST), ("videos", STR_LIST),
+])
+MSG_SCHEMA = pa.schema([("row", pa.int64()), ("role", pa.string()), ("text", pa.string())])
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 13, 32]] = True
+
+
+@dataclass
+class SkipLog:
+    """Skipped input counted by reason, with the first few ``file:line: detail`` examples."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    keep: int = 5
+
+    def add(self, reason: str, file: str, lines, detail: str | list[str] = "") -> None:
+        lines = np.asarray(lines, dtype=np.int64).ravel()
+        if lines.size == 0:
+            return
+        self.counts[reason] = self.counts.get(reason, 0) + int(lines.size)
+        ex = self.examples.setdefault(reason, [])
+        for i, line in enumerate(lines[: max(0, self.keep - len(ex))]):
+            d = detail[i] if isinstance(detail, list) else detail
+            ex.append(f"{file}:{int(line)}: {reason}" + (f" ({d})" if d else ""))
+
+    def note(self, reason: str, count: int, examples: list[str]) -> None:
+        """Add ``count`` skips with ready-made example strings."""
+        if count <= 0:
+            return
+        self.counts[reason] = self.counts.get(reason, 0) + int(count)
+        ex = self.examples.setdefault(reason, [])
+        ex.extend(examples[: max(0, self.keep - len(ex))])
+
+    def merge(self, other: SkipLog) -> None:
+        for reason, n in other.counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + n
+            ex = self.examples.setdefault(reason, [])
+            ex.extend(other.examples.get(reason, [])[: max(0, self.keep - len(ex))])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{r} {n}" for r, n in sorted(self.counts.items()))
+
+
+@dataclass
+class RawBlock:
+    """One block of parsed rows: row fields (``ROW_SCHEMA``) and their messages (``MSG_SCHEMA``)."""
+
+    rows: pa.Table
+    msgs: pa.Table
+    skips: SkipLog
+    n_bytes: int = 0
+
+
+def _col(table: pa.Table, name: str, typ: pa.DataType) -> pa.Array:
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, typ)
+    col = table.column(name).combine_chunks()
+    if pa.types.is_list(typ) and pa.types.is_string(col.type):  # a single path instead of a list
+        return _one_elem_lists(col)
+    try:
+        return col.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise _TypeMismatch(f"column {name!r} has type {col.type}, expected {typ}") from error
+
+
+class _TypeMismatch(Exception):
+    pass
+
+
+def _one_elem_lists(values: pa.Array) -> pa.Array:
+    """String column -> list<string> column ([v] where v is set, null where it is null)."""
+    values = values.cast(pa.string())
+    offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
+    lists = pa.ListArray.from_arrays(offsets, pc.fill_null(values, ""))
+    return pc.if_else(pc.is_valid(values), lists, pa.nulls(len(values), STR_LIST))
+
+
+def _struct_field(flat: pa.Array, name: str) -> pa.Array:
+    typ = flat.type
+    if pa.types.is_struct(typ) and typ.get_field_index(name) >= 0:
+        return pc.struct_field(flat, name).cast(pa.string())
+    return pa.nulls(len(flat), pa.string())
+
+
+def arrow_to_block(table: pa.Table, lines: np.ndarray, skips: SkipLog | None = None, n_bytes: int = 0) -> RawBlock:
+    """Normalize a parsed Arrow table (any spelling) into a ``RawBlock``; fully vectorized."""
+    videos = _col(table, "videos", STR_LIST)
+    video = _col(table, "video", STR_LIST)  # LLaVA-Video's single path becomes a one-element list
+    videos = pc.if_else(pc.greater(pc.fill_null(pc.list_value_length(videos), 0), 0), videos, video)
+    ident = _col(table, "id", pa.string())
+    rows = pa.table(
+        [pa.array(lines, pa.int64()), ident, _col(table, "video_id", pa.string()),
+         _col(table, "data_source", pa.string()), _col(table, "duration", pa.float64()),
+         _col(table, "images", STR_LIST), videos],
+        schema=ROW_SCHEMA,
+    )
+    cands = []
+    for name in ("messages", "conversations"):
+        if name in table.column_names:
+            col = table.column(name).combine_chunks()
+            if not pa.types.is_list(col.type) and not pa.types.is_large_list(col.type):
+                raise _TypeMismatch(f"column {name!r} has type {col.type}, expected a list of messages")
+            cands.append(col)
+    msgs = cands[0] if cands else None
+    if len(cands) == 2:
+        a, b = cands
+        msgs = pc.coalesce(a, b) if a.type == b.type else _coalesce_lists(a, b)
+    if msgs is None:
+        msg_table = MSG_SCHEMA.empty_table()
+    else:
+        flat = pc.list_flatten(msgs)
+        parent = pc.list_parent_indices(msgs)
+        role = pc.coalesce(_struct_field(flat, "role"), _struct_field(flat, "from"))
+        text = pc.coalesce(_struct_field(flat, "content"), _struct_field(flat, "value"))
+        msg_table = pa.table([parent.cast(pa.int64()), role, text], schema=MSG_SCHEMA)
+    return RawBlock(rows, msg_table, skips or SkipLog(), n_bytes)
+
+
+def _coalesce_lists(a: pa.Array, b: pa.Array) -> pa.Array:
+    """Coalesce two message-list columns whose struct types differ (Parquet with both spellings)."""
+    a_len = pc.fill_null(pc.list_value_length(a), 0)
+    use_a = pc.greater(a_len, 0).to_numpy(zero_copy_only=False)
+    rows = [x if ua else y for x, y, ua in zip(a.to_pylist(), b.to_pylist(), use_a)]
+    return pa.array(rows)
+
+
+# ---------------------------------------------------------------- JSONL, fast and fallback paths
+def _schema(int_fields: frozenset[str]) -> pa.Schema:
+    return pa.schema([(k, pa.int64() if k in int_fields else t) for k, t in _FIELDS.items()])
+
+
+def _nonblank_lines(buf: bytes, first_line: int) -> np.ndarray:
+    """1-based line numbers of the non-blank lines of ``buf`` (Arrow skips blank lines).
+
+    Only lines that are empty or start with whitespace (rare in JSONL) are inspected one by one.
+    """
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [arr.size]))
+    head = arr[np.minimum(starts, max(arr.size - 1, 0))] if arr.size else np.zeros(len(starts), np.uint8)
+    suspect = np.flatnonzero((ends <= starts) | _WS[head])
+    nonblank = np.ones(len(starts), dtype=bool)
+    for k in suspect:
+        nonblank[k] = bool(buf[starts[k] : ends[k]].strip())
+    return first_line + np.flatnonzero(nonblank)
+
+
+def _arrow_parse(buf: bytes, use_threads: bool = True) -> pa.Table | None:
+    """Parse with Arrow; retry once with integer ids; ``None`` when the block needs the slow path."""
+    int_fields: frozenset[str] = frozenset()
+    for _ in range(3):
+        opts = pj.ParseOptions(explicit_schema=_schema(int_fields), unexpected_field_behavior="ignore")
+        try:
+            return pj.read_json(io.BytesIO(buf), parse_options=opts,
+                                read_options=pj.ReadOptions(block_size=1 << 22, use_threads=use_threads))
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            msg = str(error)
+            bad = {k for k in ("id", "video_id") if f"Column(/{k})" in msg and "number" in msg}
+            if not bad or bad <= int_fields:
+                return None
+            int_fields = int_fields | bad
+    return None
+
+
+def _text(value) -> str | None:
+    """Message content as text: strings as-is, OpenAI-style part lists joined by their text parts."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for p in value:
+            if isinstance(p, dict):
+                if p.get("type") in ("image", "video"):
+                    parts.append(f"<{p['type']}>")
+                elif "text" in p:
+                    parts.append(str(p["text"]))
+            elif isinstance(p, str):
+                parts.append(p)
+        return "\n".join(parts)
+    return str(value)
+
+
+def _paths(value) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else str(v.get("path", "")) if isinstance(v, dict) else str(v) for v in value]
+    return [str(value)]
+
+
+def _python_block(buf: bytes, first_line: int, file: str) -> RawBlock:
+    """Line-by-line fallback: finds malformed / non-UTF-8 lines (file:line) and normalizes the rest."""
+    skips = SkipLog()
+    cols: dict[str, list] = {k: [] for k in ROW_SCHEMA.names}
+    m_row: list[int] = []
+    m_role: list[str | None] = []
+    m_text: list[str | None] = []
+    for i, raw in enumerate(buf.split(b"\n")):
+        line = first_line + i
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            skips.add("non_utf8", file, [line], f"byte {error.start}")
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError as error:
+            skips.add("malformed_json", file, [line], str(error).split(":")[0])
+            continue
+        if not isinstance(obj, dict):
+            skips.add("malformed_json", file, [line], f"a JSON {type(obj).__name__}, not an object")
+            continue
+        r = len(cols["line"])
+        cols["line"].append(line)
+        for k in ("id", "video_id", "data_source"):
+            v = obj.get(k)
+            cols[k].append(None if v is None else str(v))
+        try:
+            cols["duration"].append(None if obj.get("duration") is None else float(obj["duration"]))
+        except (TypeError, ValueError):
+            cols["duration"].append(None)
+        cols["images"].append(_paths(obj.get("images")))
+        vids = _paths(obj.get("videos"))
+        cols["videos"].append(vids if vids else _paths(obj.get("video")))
+        msgs = obj.get("messages") or obj.get("conversations") or []
+        if not isinstance(msgs, list):
+            msgs = []
+        for m in msgs:
+            if not isinstance(m, dict):
+                m = {}
+            m_row.append(r)
+            role = m.get("role", m.get("from"))
+            m_role.append(None if role is None else str(role))
+            m_text.append(_text(m.get("content", m.get("value"))))
+    rows = pa.table({k: pa.array(v, ROW_SCHEMA.field(k).type) for k, v in cols.items()}, schema=ROW_SCHEMA)
+    msgs_t = pa.table([pa.array(m_row, pa.int64()), pa.array(m_role, pa.string()), pa.array(m_text, pa.string())],
+                      schema=MSG_SCHEMA)
+    return RawBlock(rows, msgs_t, skips, len(buf))
+
+
+def parse_jsonl_block(buf: bytes, first_line: int, file: str, use_threads: bool = True) -> RawBlock:
+    """Fast Arrow parse of one block of whole lines, falling back to the per-line parser.
+
+    ``use_threads=False`` when blocks already run in parallel (nested pools oversubscribe the cores).
+    """
+    table = _arrow_parse(buf, use_threads)
+    if table is not None:
+        lines = _nonblank_lines(buf, first_line)
+        if len(lines) == table.num_rows:
+            try:
+                return arrow_to_block(table, lines, n_bytes=len(buf))
+            except _TypeMismatch:
+                pass
+    return _python_block(buf, first_line, file)
+
+
+def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
+    """Yield (bytes of whole lines, 1-based number of their first line); streams the file."""
+    block_bytes = block_bytes or BLOCK_BYTES
+    line = 1
+    rest = b""
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(block_bytes)
+            if not chunk:
+                break
+            buf = rest + chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                rest = buf
+                continue
+            block, rest = buf[: cut + 1], buf[cut + 1 :]
+            yield block, line
+            line += block.count(b"\n")
+    if rest.strip():
+        yield rest, line
+
+
+def iter_parquet_blocks(path: Path, file: str, batch_rows: int = 200_000) -> Iterator[RawBlock]:
+    """Parquet pools (ms-swift / HF style): record batches -> blocks; ``line`` is the 1-based row."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise GdoError(f"{file}: not a readable Parquet file ({error})") from error
+    wanted = [c for c in pf.schema_arrow.names if c in _FIELDS]
+    start = 1
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+        table = pa.Table.from_batches([batch])
+        lines = np.arange(start, start + table.num_rows, dtype=np.int64)
+        try:
+            yield arrow_to_block(table, lines, n_bytes=batch.nbytes)
+        except _TypeMismatch as error:
+            raise GdoError(f"{file}: {error}") from error
+        start += table.num_rows
