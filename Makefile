@@ -28,8 +28,18 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# ms-swift + lmms-eval live in their own CPU-only environment (.venv-heavy): they pin other torch /
+# torchvision versions. scripts/setup-heavy.sh is idempotent.
+setup-heavy:
+	scripts/setup-heavy.sh
+
+test-heavy: setup-heavy
+	.venv-heavy/bin/python -m pytest -q -m heavy tests/heavy
+
 bench: setup
 	$(PY) experiments/bench_solvers.py
+	$(PY) experiments/bench_select.py
+	$(PY) experiments/bench_ingest.py --rows 100000
 
 clean:
 	rm -rf $(VENV) gdo-demo build *.egg-info .pytest_cache .ruff_cache
