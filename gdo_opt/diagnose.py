@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from gdo_opt.problem import GroupFamily, SelectionProblem, ShareFamily, _fmt
+from gdo_opt.families import GroupFamily, ShareFamily, fmt_number
+from gdo_opt.problem import SelectionProblem
 
 
 def explain_infeasible(problem: SelectionProblem) -> str:
@@ -59,19 +60,19 @@ def _counting_reasons(problem: SelectionProblem) -> list[str]:
                 g = int(short[0])
                 more = f" (and {short.size - 1} more groups)" if short.size > 1 else ""
                 reasons.append(
-                    f"{fam.name}[{fam.labels[g]!r}] needs ≥ {_fmt(fam.lo[g])} but only "
+                    f"{fam.name}[{fam.labels[g]!r}] needs ≥ {fmt_number(fam.lo[g])} but only "
                     f"{int(fam.sizes[g])} candidates have that label{more}"
                 )
             floor_total = float(fam.lo.sum())
             if floor_total > hi_k:
                 reasons.append(
-                    f"{fam.name} floors need ≥ {_fmt(floor_total)} in total but the budget allows at most {hi_k}"
+                    f"{fam.name} floors need ≥ {fmt_number(floor_total)} in total but the budget allows at most {hi_k}"
                 )
             outside = int((fam.codes < 0).sum())
             most = float(np.minimum(fam.hi, fam.sizes).sum()) + outside
             if most < lo_k:
                 reasons.append(
-                    f"budget needs ≥ {lo_k} but {fam.name} lets at most {_fmt(most)} be selected"
+                    f"budget needs ≥ {lo_k} but {fam.name} lets at most {fmt_number(most)} be selected"
                 )
         elif isinstance(fam, ShareFamily) and fam.b_mask.all():
             others = [f for f in uppers]
@@ -81,7 +82,7 @@ def _counting_reasons(problem: SelectionProblem) -> list[str]:
                 got = _max_selectable(problem, fam.a_mask, others, hi_k)
                 if got < need:
                     reasons.append(
-                        f"share {fam.name} needs ≥ {need} of {lo_k} but only {_fmt(got)} candidates "
+                        f"share {fam.name} needs ≥ {need} of {lo_k} but only {fmt_number(got)} candidates "
                         f"in its mask survive {names}"
                     )
             if fam.hi is not None and fam.hi < 1:
@@ -89,8 +90,8 @@ def _counting_reasons(problem: SelectionProblem) -> list[str]:
                 got = _max_selectable(problem, ~fam.a_mask, others, hi_k)
                 if got < need:
                     reasons.append(
-                        f"share {fam.name} allows ≤ {_fmt(fam.hi * lo_k)} of {lo_k} from its mask, so "
-                        f"≥ {need} must come from outside it, but only {_fmt(got)} survive {names}"
+                        f"share {fam.name} allows ≤ {fmt_number(fam.hi * lo_k)} of {lo_k} from its mask, so "
+                        f"≥ {need} must come from outside it, but only {fmt_number(got)} survive {names}"
                     )
     return reasons
 

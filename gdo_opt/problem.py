@@ -21,8 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
+
+from gdo_opt.families import (
+    GroupFamily,
+    LinearFamily,
+    ShareFamily,
+    as_mask,
+    bounds_per_group,
+    encode_labels,
+    fmt_number,
+    group_rows,
+    parse_budget,
+    row_bounds,
+    with_dict_labels,
+)
 
 STATUSES = ("optimal", "feasible", "infeasible", "error")
 
@@ -39,7 +52,7 @@ class Violation:
 
     def __str__(self) -> str:
         where = self.name if self.group is None else f"{self.name}[{self.group!r}]"
-        return f"{where} = {_fmt(self.value)} not in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
+        return f"{where} = {fmt_number(self.value)} not in [{fmt_number(self.lo)}, {fmt_number(self.hi)}]"
 
 
 @dataclass
@@ -72,51 +85,6 @@ def relative_gap(objective: float, bound: float) -> float:
     if not (math.isfinite(objective) and math.isfinite(bound)):
         return math.inf
     return max(0.0, bound - objective) / max(1.0, abs(bound))
-
-
-# --------------------------------------------------------------------------- constraint families
-
-
-@dataclass
-class GroupFamily:
-    """Bounds on the count selected per group of a labelling (quotas, caps, dedup)."""
-
-    name: str
-    kind: str  # "group" | "cap" | "exclusive"
-    codes: np.ndarray  # int64 (N,), -1 = not in any group
-    labels: np.ndarray  # object (G,), the label of each code
-    lo: np.ndarray  # float64 (G,)
-    hi: np.ndarray  # float64 (G,), inf = no upper bound
-    sizes: np.ndarray  # int64 (G,), members per group
-
-    def counts(self, x: np.ndarray) -> np.ndarray:
-        member = self.codes >= 0
-        return np.bincount(self.codes[member], weights=x[member], minlength=self.labels.size)
-
-    def active_groups(self) -> np.ndarray:
-        """Groups whose bounds can bind: lo > 0 or hi < size (the rest need no row)."""
-        return np.flatnonzero((self.lo > 0) | (self.hi < self.sizes))
-
-
-@dataclass
-class ShareFamily:
-    """lo·Σ_B x ≤ Σ_A x ≤ hi·Σ_B x, stored as two masks."""
-
-    name: str
-    a_mask: np.ndarray  # bool (N,)
-    b_mask: np.ndarray  # bool (N,)
-    lo: float | None
-    hi: float | None
-
-
-@dataclass
-class LinearFamily:
-    """Arbitrary rows lo ≤ A x ≤ hi (CSR)."""
-
-    name: str
-    matrix: sp.csr_matrix
-    lo: np.ndarray
-    hi: np.ndarray
 
 
 @dataclass
@@ -165,7 +133,7 @@ class SelectionProblem:
             )
         self.scores = scores
         self.n = int(scores.size)
-        self.budget_lo, self.budget_hi = _parse_budget(budget, self.n)
+        self.budget_lo, self.budget_hi = parse_budget(budget, self.n)
         self.families: list[GroupFamily | ShareFamily | LinearFamily] = []
         self._standard_form: StandardForm | None = None
 
@@ -177,36 +145,36 @@ class SelectionProblem:
         ``lo`` / ``hi``: a scalar for every group, a dict label -> bound (groups not in the dict are
         unbounded), or None. Labels None / "" / -1 / NaN mean "in no group".
         """
-        codes, uniques = _encode(labels, self.n, name)
-        uniques = _with_dict_labels(uniques, lo, hi)
-        lo_arr = _bounds_per_group(lo, uniques, 0.0, name, "lo")
-        hi_arr = _bounds_per_group(hi, uniques, math.inf, name, "hi")
+        codes, uniques = encode_labels(labels, self.n, name)
+        uniques = with_dict_labels(uniques, lo, hi)
+        lo_arr = bounds_per_group(lo, uniques, 0.0, name, "lo")
+        hi_arr = bounds_per_group(hi, uniques, math.inf, name, "hi")
         bad = lo_arr > hi_arr
         if bad.any():
             g = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"{name}: lo > hi for group {uniques[g]!r} ({_fmt(lo_arr[g])} > {_fmt(hi_arr[g])})"
+                f"{name}: lo > hi for group {uniques[g]!r} ({fmt_number(lo_arr[g])} > {fmt_number(hi_arr[g])})"
             )
         return self._add_group_family(name, "group", codes, uniques, lo_arr, hi_arr)
 
     def add_cap(self, labels, at_most, name: str = "cap") -> GroupFamily:
         """At most ``at_most`` selected per label (e.g. QA pairs per video); scalar or dict."""
-        codes, uniques = _encode(labels, self.n, name)
-        uniques = _with_dict_labels(uniques, at_most)
-        hi_arr = _bounds_per_group(at_most, uniques, math.inf, name, "at_most")
+        codes, uniques = encode_labels(labels, self.n, name)
+        uniques = with_dict_labels(uniques, at_most)
+        hi_arr = bounds_per_group(at_most, uniques, math.inf, name, "at_most")
         return self._add_group_family(name, "cap", codes, uniques, np.zeros_like(hi_arr), hi_arr)
 
     def add_exclusive(self, labels, name: str = "exclusive") -> GroupFamily:
         """At most one selected per label (deduplication)."""
-        codes, uniques = _encode(labels, self.n, name)
+        codes, uniques = encode_labels(labels, self.n, name)
         ones = np.ones(uniques.size)
         return self._add_group_family(name, "exclusive", codes, uniques, np.zeros_like(ones), ones)
 
     def add_share(self, mask, lo=None, hi=None, of=None, name: str = "share") -> ShareFamily:
         """lo·|S ∩ B| ≤ |S ∩ A| ≤ hi·|S ∩ B|, with A = ``mask`` and B = ``of`` (default: everything)."""
         self._check_name(name)
-        a_mask = _as_mask(mask, self.n, name, "mask")
-        b_mask = np.ones(self.n, dtype=bool) if of is None else _as_mask(of, self.n, name, "of")
+        a_mask = as_mask(mask, self.n, name, "mask")
+        b_mask = np.ones(self.n, dtype=bool) if of is None else as_mask(of, self.n, name, "of")
         if (a_mask & ~b_mask).any():
             raise ValueError(f"{name}: mask must be a subset of of (A ⊆ B)")
         for key, value in (("lo", lo), ("hi", hi)):
@@ -231,14 +199,14 @@ class SelectionProblem:
         if not np.isfinite(matrix.data).all():
             raise ValueError(f"{name}: coef has non-finite values")
         rows = matrix.shape[0]
-        lo_arr = _row_bounds(lo, rows, -math.inf, name, "lo")
-        hi_arr = _row_bounds(hi, rows, math.inf, name, "hi")
+        lo_arr = row_bounds(lo, rows, -math.inf, name, "lo")
+        hi_arr = row_bounds(hi, rows, math.inf, name, "hi")
         if np.all(np.isinf(lo_arr)) and np.all(np.isinf(hi_arr)):
             raise ValueError(f"{name}: give lo, hi or both")
         bad = lo_arr > hi_arr
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{name}: lo > hi in row {r} ({_fmt(lo_arr[r])} > {_fmt(hi_arr[r])})")
+            raise ValueError(f"{name}: lo > hi in row {r} ({fmt_number(lo_arr[r])} > {fmt_number(hi_arr[r])})")
         matrix.sum_duplicates()
         return self._append(LinearFamily(name, matrix, lo_arr, hi_arr))
 
@@ -287,7 +255,7 @@ class SelectionProblem:
         for index, fam in enumerate(self.families):
             if isinstance(fam, GroupFamily):
                 groups = fam.active_groups()
-                block = _group_rows(fam.codes, groups, fam.labels.size, n)
+                block = group_rows(fam.codes, groups, fam.labels.size, n)
                 lo = fam.lo[groups]
                 hi = np.minimum(fam.hi[groups], fam.sizes[groups]).astype(np.float64)
                 gid = groups
@@ -532,15 +500,6 @@ class SelectionProblem:
 # --------------------------------------------------------------------------- helpers
 
 
-def _fmt(value: float) -> str:
-    if value is None:
-        return "None"
-    value = float(value)
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return str(int(value)) if value == int(value) else f"{value:.6g}"
-
-
 def _table_row(name, kind, group, lo, hi, achieved) -> dict:
     lo, hi, achieved = float(lo), float(hi), float(achieved)
     return {
@@ -553,129 +512,3 @@ def _table_row(name, kind, group, lo, hi, achieved) -> dict:
         "binding": bool((lo > 0 and abs(achieved - lo) < 1e-9) or abs(achieved - hi) < 1e-9),
         "violated": bool(achieved < lo - 1e-6 or achieved > hi + 1e-6),
     }
-
-
-def _parse_budget(budget, n: int) -> tuple[int, int]:
-    if isinstance(budget, (tuple, list)):
-        if len(budget) != 2:
-            raise ValueError(f"budget must be an int or a (lo, hi) pair, got {budget!r}")
-        lo, hi = budget
-    else:
-        lo = hi = budget
-    lo = 0 if lo is None else lo
-    hi = n if hi is None else hi
-    for value in (lo, hi):
-        if isinstance(value, (bool, np.bool_)) or float(value) != int(value):
-            raise ValueError(f"budget must be integral, got {budget!r}")
-    lo, hi = int(lo), int(hi)
-    if lo < 0 or hi < 0:
-        raise ValueError(f"budget must be non-negative, got {budget!r}")
-    if lo > hi:
-        raise ValueError(f"budget lo > hi ({lo} > {hi})")
-    return lo, hi
-
-
-def _encode(labels, n: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes per candidate (-1 = no group) and the label of each code, vectorized."""
-    values = labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else np.asarray(labels)
-    if values.ndim != 1 or values.size != n:
-        raise ValueError(f"{name}: labels has shape {values.shape}, expected ({n},)")
-    kind = values.dtype.kind
-    if kind in "iu":
-        missing = values == -1
-    elif kind == "f":
-        missing = np.isnan(values) | (values == -1)
-    elif kind == "b":
-        missing = np.zeros(n, dtype=bool)
-    elif kind in "US":
-        missing = values == values.dtype.type("")
-    else:  # object: strings, ints, None, NaN mixed
-        missing = pd.isna(values) | (values == "") | (values == -1)
-        missing = np.asarray(missing, dtype=bool)
-    codes = np.full(n, -1, dtype=np.int64)
-    present = ~missing
-    sub_codes, uniques = pd.factorize(values[present], sort=False)
-    codes[present] = sub_codes
-    return codes, np.asarray(uniques, dtype=object)
-
-
-def _with_dict_labels(uniques: np.ndarray, *bounds) -> np.ndarray:
-    """Groups named in a bound dict but held by no candidate become empty groups (size 0), so a
-    floor on them is reported as infeasible instead of silently ignored."""
-    known = set(uniques.tolist())
-    extra = [label for bound in bounds if isinstance(bound, dict) for label in bound if label not in known]
-    if not extra:
-        return uniques
-    return np.concatenate([uniques, np.asarray(list(dict.fromkeys(extra)), dtype=object)])
-
-
-def _bounds_per_group(value, uniques: np.ndarray, default: float, name: str, key: str) -> np.ndarray:
-    out = np.full(uniques.size, default, dtype=np.float64)
-    if value is None:
-        return out
-    if isinstance(value, dict):
-        position = {label: i for i, label in enumerate(uniques.tolist())}
-        for label, bound in value.items():
-            if label not in position:
-                raise ValueError(f"{name}: {key} names group {label!r}, which no candidate has")
-            out[position[label]] = _bound_value(bound, name, key, label, default)
-        return out
-    if np.ndim(value) == 0:
-        out[:] = _bound_value(value, name, key, None, default)
-        return out
-    raise ValueError(f"{name}: {key} must be a number, a dict label -> number, or None")
-
-
-def _bound_value(bound, name, key, label, default) -> float:
-    if bound is None:
-        return default
-    try:
-        value = float(bound)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {key} for group {label!r} is not a number: {bound!r}") from None
-    if math.isnan(value):
-        raise ValueError(f"{name}: {key} for group {label!r} is NaN")
-    if value < 0:
-        where = "" if label is None else f" for group {label!r}"
-        raise ValueError(f"{name}: negative {key}{where}: {_fmt(value)}")
-    return value
-
-
-def _row_bounds(value, rows: int, default: float, name: str, key: str) -> np.ndarray:
-    if value is None:
-        return np.full(rows, default)
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(rows, float(arr))
-    if arr.shape != (rows,):
-        raise ValueError(f"{name}: {key} has shape {arr.shape}, expected ({rows},)")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name}: {key} has NaN")
-    return arr
-
-
-def _as_mask(mask, n: int, name: str, key: str) -> np.ndarray:
-    arr = np.asarray(mask)
-    if arr.ndim != 1 or arr.size != n:
-        raise ValueError(f"{name}: {key} has length {arr.size}, expected {n}")
-    if arr.dtype != bool:
-        if not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"{name}: {key} must be boolean (or 0/1)")
-        arr = arr.astype(bool)
-    return arr
-
-
-def _group_rows(codes: np.ndarray, groups: np.ndarray, n_groups: int, n: int) -> sp.csr_matrix:
-    """CSR with one row per group in ``groups`` and a 1 for each member, built without loops."""
-    row_of_group = np.full(n_groups, -1, dtype=np.int64)
-    row_of_group[groups] = np.arange(groups.size)
-    member = codes >= 0
-    rows = np.full(n, -1, dtype=np.int64)
-    rows[member] = row_of_group[codes[member]]
-    cols = np.flatnonzero(rows >= 0)
-    rows = rows[cols]
-    order = np.argsort(rows, kind="stable")
-    rows, cols = rows[order], cols[order]
-    indptr = np.zeros(groups.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=groups.size), out=indptr[1:])
-    return sp.csr_matrix((np.ones(cols.size), cols, indptr), shape=(groups.size, n))
