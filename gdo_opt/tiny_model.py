@@ -115,8 +115,11 @@ def build_config(tokenizer, vocab_size: int):
     )
 
 
-def build_image_processor():
+def build_image_processor(max_pixels: int = MAX_PIXELS):
     """The Qwen2-VL PIL image processor Qwen3-VL uses (no torchvision needed).
+
+    ``max_pixels`` caps the resized image area: 32 * 32 gives 16 patches = 4 LLM tokens per image,
+    which is what keeps the demo's model stage within its minute on 2 CPU cores.
 
     ``Qwen3VLProcessor`` itself cannot be built without torchvision (its video processor needs it),
     so the folder holds the tokenizer + image processor and ``gdo_opt.descriptors.model`` expands
@@ -128,12 +131,14 @@ def build_image_processor():
         patch_size=PATCH,
         merge_size=MERGE,
         temporal_patch_size=2,
-        size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
+        size={"shortest_edge": min(MIN_PIXELS, max_pixels), "longest_edge": max_pixels},
     )
 
 
-def make_tiny_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write the tiny model + processor + tokenizer to ``out_dir``; same seed -> same weights."""
+def make_tiny_model(out_dir: str | os.PathLike, seed: int = 0, max_pixels: int = MAX_PIXELS) -> Path:
+    """Write the tiny model + processor + tokenizer to ``out_dir``; same seed -> same weights.
+
+    ``max_pixels`` only changes the image processor (how small images are resized), not the weights."""
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -150,5 +155,7 @@ def make_tiny_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    build_image_processor().save_pretrained(out)
+    if max_pixels < (PATCH * MERGE) ** 2:
+        raise GdoError(f"max_pixels {max_pixels}: must be >= {(PATCH * MERGE) ** 2} (one merged patch)")
+    build_image_processor(max_pixels).save_pretrained(out)
     return out

@@ -182,3 +182,29 @@ def test_torchrun_two_processes_equal_one(world):
     assert two["error"].tolist() == one["error"].tolist() and two["cluster"].tolist() == one["cluster"].tolist()
     floats = [c for c in one.columns if one[c].dtype == np.float64]
     np.testing.assert_allclose(two[floats].to_numpy(), one[floats].to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_extract_cli_ost_column_is_finite(world, tmp_path, capsys):
+    """`gdo-opt extract --descriptors ost` end to end: CLI flags -> options -> decontaminated target set."""
+    from gdo_opt.cli import main
+
+    cands = pd.read_parquet(world["cands"])
+    val = tmp_path / "val.jsonl"
+    rows = [{"question": "What color is the ball?", "answer": "It is red."},
+            {"question": "How many frames show motion?", "answer": "Three of them."},
+            {"question": cands["question"].iloc[0], "answer": "leaked pool item, dropped"}]
+    val.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "ost"
+    args = ["extract", "--candidates", str(world["cands"]), "--model", str(world["model"]), "--out", str(out),
+            "--descriptors", "ost", "--ost-val", str(val), "--ost-mode", "first_order", "--ost-lr", "0.01",
+            "--ost-proj-dim", "64", "--chunk-size", "64", "--workers", "0", "--no-progress"]
+    assert main(args) == 0
+    assert "2 target items (1 dropped" in capsys.readouterr().err  # decontaminated against the pool
+    got = _shards(out)
+    assert len(got) == len(cands) and np.isfinite(got["ost"]).all() and (got["error"] == "").all()
+    assert got["ost"].std() > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["ost_mode"] == "first_order" and manifest["options"]["ost_proj_dim"] == 64
+    # A resume with other OST settings is refused.
+    assert main([*args[:-1], "--ost-lr", "0.1", "--no-progress"]) == 2
+    assert "different options" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import pytest
 from gdo_opt import pool_read
 from gdo_opt.cli import main
 from gdo_opt.errors import GdoError
-from gdo_opt.pool import COLUMNS, build_profile, ingest, load_candidates
+from gdo_opt.pool import COLUMNS, ingest, load_candidates
+from gdo_opt.profile import build_profile
 
 
 def _write_jsonl(path: Path, rows: list) -> Path:

@@ -29,8 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=4, help="CPU workers for motion and decoding (default 4)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 suits small "
+                        "models on a shared CPU)")
     parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available), cpu, cuda:N")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32")
+    ost = parser.add_argument_group("ost (One-Step-Train utility, docs/ost.md)")
+    ost.add_argument("--ost-val", help="target/validation JSONL (question/answer or ms-swift messages rows)")
+    ost.add_argument("--ost-model", help="proxy model folder (default: --model)")
+    ost.add_argument("--ost-mode", choices=("exact", "first_order", "auto"), help="default auto")
+    ost.add_argument("--ost-lr", type=float, help="step size eta (default 1e-3)")
+    ost.add_argument("--ost-params", help="lm_head (default), last_layers:N or re:<regex>")
+    ost.add_argument("--ost-proj-dim", type=int, help="first-order projection size (default 2048)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--stop-after-chunks", type=int, help=argparse.SUPPRESS)  # tests: simulate a kill
 
@@ -46,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
         "chunk_size": args.chunk_size, "temporal_mode": args.temporal_mode, "stability_k": args.stability_k,
         "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
         "top_p": args.top_p, "seed": args.seed, "workers": args.workers, "device": args.device,
-        "dtype": args.dtype,
+        "dtype": args.dtype, "threads": args.threads,
     }
+    for key in ("ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim"):
+        if getattr(args, key) is not None:  # unset: the descriptor's own default (gdo_opt.descriptors.ost)
+            options[key] = getattr(args, key)
     if args.coverage_mode:
         options["coverage_mode"] = args.coverage_mode
     stats = run_extract(args.candidates, args.out, model=args.model, descriptors=names, options=options,

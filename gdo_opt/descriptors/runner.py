@@ -32,6 +32,8 @@ MANIFEST = "manifest.json"
 PLAN_OPTIONS = (
     "frames", "chunk_size", "temporal_mode", "coverage_mode", "stability_k", "max_new_tokens",
     "temperature", "top_k", "top_p", "seed", "batch_size", "token_budget", "dtype",
+    "ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim", "ost_proj", "ost_seed",
+    "ost_max_len", "ost_exact_max", "ost_dtype",
 )
 REQUIRED_COLUMNS = ("qa_uid", "question", "answer", "media", "media_kind")
 
@@ -156,6 +158,7 @@ def run_extract(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     candidates = Path(candidates)
+    opts["candidates"] = str(candidates)  # OST decontaminates its target set against the whole pool
     table = load_candidate_table(candidates).sort_values("qa_uid", kind="stable").reset_index(drop=True)
     chunks = plan_chunks(table, int(opts["chunk_size"]), int(opts["frames"]))
     manifest = _manifest(candidates, table, names, opts, len(chunks), model)
@@ -163,14 +166,21 @@ def run_extract(
 
     ctx = ExtractContext(options=opts, rank=rank, world_size=world)
     device = str(opts["device"])
+    threads_before = None
     if needs:
         import torch
+
+        threads_before = torch.get_num_threads()  # restored at the end: a library call must not leak it
 
         from gdo_opt.descriptors.model import ModelEngine, load_model
 
         if device == "auto":
             device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        if device == "cpu" and world > 1:
+        if device == "cpu" and opts.get("threads"):
+            # Small models on a shared CPU: intra-op threads that wait on a busy core cost more than they
+            # give (the demo's tiny model runs ~5x faster on 1 thread than on 2 on a loaded 2-core box).
+            torch.set_num_threads(int(opts["threads"]))
+        elif device == "cpu" and world > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
         ctx.model, ctx.processor = load_model(model, device, opts["dtype"])
         ctx.dtype, ctx.device = ctx.model.dtype, device
@@ -187,6 +197,9 @@ def run_extract(
     for d in instances:
         d.setup(ctx)
 
+    # Descriptors with background work (motion's process pool) are collected last, so the model
+    # passes of the chunk run while that work is in flight instead of after it.
+    compute_order = sorted(instances, key=lambda d: type(d).prefetch is not Descriptor.prefetch)
     done = finished_chunks(out)
     mine = [c for c in range(len(chunks)) if c % world == rank and c not in done]
     workers = int(opts["workers"])
@@ -216,7 +229,7 @@ def run_extract(
                 for d in instances:
                     d.prefetch(batch, ctx)
                 values: dict[str, np.ndarray] = {}
-                for d in instances:
+                for d in compute_order:
                     try:
                         values.update(d.compute(batch, ctx))
                     except GdoError:
@@ -237,6 +250,10 @@ def run_extract(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if threads_before is not None:
+            import torch
+
+            torch.set_num_threads(threads_before)
     stats["seconds"] = time.perf_counter() - start
     if dist is not None:
         import torch
