@@ -130,9 +130,12 @@ def summary_table(reports: list[dict], console=None) -> None:
     from rich.table import Table
 
     console = console or Console(stderr=True)
-    table = Table(title="GDO subsets")
-    for col in ("preset", "K", "status", "objective", "gap", "video", "temp|video", "uni", "no ρ"):
-        table.add_column(col, no_wrap=True)
+    from rich import box
+
+    solvers = sorted({r["solve"]["solver"] for r in reports})
+    table = Table(title="GDO subsets", caption=f"solver: {', '.join(solvers)}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("preset", "K", "status", "objective", "gap", "video", "temp/video", "uni", "no ρ"):
+        table.add_column(col, no_wrap=True, min_width=len(col), justify="left" if col in ("preset", "status") else "right")
 
     def short(x, digits=4):
         return "" if x is None or x == "" else f"{x:.{digits}g}"
@@ -140,7 +143,7 @@ def summary_table(reports: list[dict], console=None) -> None:
     for r in reports:
         shares = {row["name"]: row for row in r["constraints"]}
         table.add_row(
-            r["preset"]["name"], str(r["selected"]), f"{r['solve']['status']} ({r['solve']['solver']})",
+            r["preset"]["name"], str(r["selected"]), r["solve"]["status"],
             short(r["solve"]["objective"], 6), short(r["solve"]["gap"], 2),
             short(shares.get("video_share", {}).get("achieved", ""), 3),
             short(shares.get("temporal_share", {}).get("achieved", ""), 3),

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from gdo_opt.synth import make_demo_pool
 
     console = Console(stderr=True)
+    _quiet_transformers()
     if args.n_images < 1 or args.n_videos < 3:
         raise GdoError("--n-images must be >= 1 and --n-videos >= 3")
     out = Path(args.out)
@@ -125,3 +126,12 @@ def run(args: argparse.Namespace) -> int:
     build_all(frame, metrics, presets, config, out, console)
     console.print(f"demo finished in {time.perf_counter() - start:.1f}s; outputs in {out}/", highlight=False)
     return 0
+
+
+def _quiet_transformers() -> None:
+    """The demo has its own progress line; transformers' per-file tqdm bars would only clutter it."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # proxy mode runs without transformers
+        return
+    hf_logging.disable_progress_bar()
