@@ -167,10 +167,11 @@ def add_constraints(problem, view: PoolView, k: int, feas: Feasibility) -> Deriv
         lo = np.maximum(lo, 0)
         hi = np.maximum(np.ceil((1 + tol) * target), lo)
         labels = view.stratum_labels
-        problem.add_group_bounds(  # integer codes: fast on millions of rows; labels go in the report
-            view.stratum_codes,
-            lo={g: float(lo[g]) for g in range(n_strata)},
-            hi={g: float(hi[g]) for g in range(n_strata)},
+        names = [str(label) for label in labels]
+        problem.add_group_bounds(  # categorical: no re-factorizing of millions of rows, named groups
+            pd.Categorical.from_codes(view.stratum_codes, categories=names),
+            lo=dict(zip(names, lo.tolist())),
+            hi=dict(zip(names, hi.tolist())),
             name="stratum_quota",
         )
         derived.notes.append({

@@ -87,7 +87,22 @@ def parse_budget(budget, n: int) -> tuple[int, int]:
 
 
 def encode_labels(labels, n: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes per candidate (-1 = no group) and the label of each code, vectorized."""
+    """Integer codes per candidate (-1 = no group) and the label of each code, vectorized.
+
+    A ``pandas.Categorical`` (or categorical Series) is taken as it is: its codes need no
+    factorizing, which matters for millions of rows, and its categories name the groups.
+    """
+    if isinstance(labels, pd.Series) and isinstance(labels.dtype, pd.CategoricalDtype):
+        labels = labels.array
+    if isinstance(labels, pd.Categorical):
+        if len(labels) != n:
+            raise ValueError(f"{name}: labels has shape ({len(labels)},), expected ({n},)")
+        codes = np.asarray(labels.codes, dtype=np.int64)
+        uniques = np.asarray(labels.categories, dtype=object)
+        empty = np.flatnonzero((uniques == "") | (uniques == -1))
+        if empty.size:
+            codes = np.where(np.isin(codes, empty), -1, codes)
+        return codes, uniques
     values = labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else np.asarray(labels)
     if values.ndim != 1 or values.size != n:
         raise ValueError(f"{name}: labels has shape {values.shape}, expected ({n},)")

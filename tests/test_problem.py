@@ -232,3 +232,15 @@ def test_building_is_vectorized_and_fast_enough_for_large_pools():
     form = p.standard_form()
     assert form.A.shape[1] == n and form.A.shape[0] > 2000
     assert len(p.check(np.arange(3000))) > 0
+
+
+def test_categorical_labels_keep_their_names():
+    import pandas as pd
+
+    labels = pd.Categorical.from_codes([0, 0, 1, 2, 2], categories=["a", "b", ""])
+    p = SelectionProblem([5.0, 4.0, 3.0, 2.0, 1.0], budget=2)
+    fam = p.add_group_bounds(labels, lo={"b": 1}, hi={"a": 1}, name="stratum")
+    assert fam.codes.tolist() == [0, 0, 1, -1, -1]  # the "" category means "no group"
+    sel = p.solve("highs")
+    assert sel.indices.tolist() == [0, 2]
+    assert {row["group"] for row in p.constraint_table(sel.indices) if row["name"] == "stratum"} >= {"a", "b"}
