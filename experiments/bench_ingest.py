@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gdo_opt import pool as P
+from gdo_opt import pool_text
 
 TARGET = 32
 
@@ -62,7 +63,7 @@ def make_pool(work: Path, n_pairs: int, seed: int = 0) -> tuple[list[tuple[str, 
 def baseline(inputs: list[tuple[str, str]], out: str) -> int:
     """One Python pass per line (json.loads, loops over turns, `re`, np.linspace per row);
     the same outputs as ingest() for these files."""
-    tag = re.compile(P.TAG_RE)
+    tag = re.compile(pool_text.TAG_RE)
     norm = re.compile(r"[\W_]+")
     temporal = re.compile(P.TEMPORAL_RE, re.IGNORECASE)
     mcq = re.compile(P.MCQ_RE)
@@ -113,7 +114,7 @@ def baseline(inputs: list[tuple[str, str]], out: str) -> int:
                 seen.add((prefix, row_id))
                 video_uid = (obj.get("video_id") or row_id) if kind == "video" else ""
                 src = (obj.get("data_source") or "").strip() or stem
-                group = P.default_source_group(src)
+                group = pool_text.default_source_group(src)
                 for k in range(len(msgs) // 2):
                     q = tag.sub("", msgs[2 * k].get("content", msgs[2 * k].get("value")) or "").strip()
                     a = tag.sub("", msgs[2 * k + 1].get("content", msgs[2 * k + 1].get("value")) or "").strip()
@@ -135,7 +136,7 @@ def baseline(inputs: list[tuple[str, str]], out: str) -> int:
                     for c, v in values.items():
                         cols[c].append(v)
     # the same hash function, applied once to all strings
-    cols["dedup_key"], cols["dedup_key_q"] = P.fingerprints(nq_all, na_all)
+    cols["dedup_key"], cols["dedup_key_q"] = pool_text.fingerprints(nq_all, na_all)
     types = {"turn": pa.int32(), "n_frames": pa.int32(), "line": pa.int64(), "media": pa.large_list(pa.string())}
     table = pa.table({c: pa.array(cols[c], types.get(c, pa.string())) for c in P.COLUMNS})
     pq.write_table(table, out)

@@ -100,10 +100,7 @@ class EvalConfig:
 def load_eval_config(path: str | Path) -> EvalConfig:
     """Parse and validate an eval.toml; errors name the file and key."""
     path = Path(path)
-    values = load_section(path, "eval", EVAL_SPEC)
-    for key in ("model", "target", "output_dir"):
-        if not values.get(key):
-            raise GdoError(f"{path}: [eval] missing required key '{key}'")
+    values = load_section(path, "eval", EVAL_SPEC, required=("model", "target", "output_dir"))
     base = path.resolve().parent
     values["target"] = resolve_path(base, values["target"])
     values["output_dir"] = str((base / Path(values["output_dir"]).expanduser()).resolve())

@@ -51,7 +51,7 @@ def normalize_questions(questions: Sequence[str]) -> list[str]:
     try:
         import pyarrow as pa
 
-        from gdo_opt.pool import normalize, strip_tags
+        from gdo_opt.pool_text import normalize, strip_tags
     except ImportError:
         return [normalize_question(q) for q in questions]
     return normalize(strip_tags(pa.array([str(q) for q in questions], pa.string()))).to_pylist()

@@ -43,8 +43,11 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
-def load_section(path: str | Path, section: str, spec: dict[str, tuple[type, ...]]) -> dict[str, Any]:
-    """Read ``[section]`` of a TOML file, rejecting unknown keys and wrong types (file + key in the message)."""
+def load_section(
+    path: str | Path, section: str, spec: dict[str, tuple[type, ...]], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Read ``[section]`` of a TOML file, rejecting unknown keys, wrong types and missing required keys
+    (file + key in the message)."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -71,6 +74,9 @@ def load_section(path: str | Path, section: str, spec: dict[str, tuple[type, ...
         if not ok:
             raise GdoError(f"{path}: [{section}] key '{key}' must be {_type_name(types)}, "
                            f"got {type(value).__name__} {value!r}")
+    for key in required:
+        if not values.get(key):
+            raise GdoError(f"{path}: [{section}] missing required key '{key}'")
     return values
 
 
@@ -241,10 +247,7 @@ class TrainConfig:
 def load_train_config(path: str | Path) -> TrainConfig:
     """Parse and validate a train.toml (unknown keys, types, ranges and choices are one-line errors)."""
     path = Path(path)
-    values = load_section(path, "train", TRAIN_SPEC)
-    for key in ("model", "dataset", "output_dir"):
-        if not values.get(key):
-            raise GdoError(f"{path}: [train] missing required key '{key}'")
+    values = load_section(path, "train", TRAIN_SPEC, required=("model", "dataset", "output_dir"))
     base = path.resolve().parent
     values["dataset"] = [resolve_path(base, d) for d in _check_str_list(path, "train", "dataset", values["dataset"])]
     values["model"] = resolve_path(base, values["model"])
