@@ -24,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments._common import pyplot, save_figure  # noqa: E402
 from experiments.bench_solvers import OUT, run_one, write_csv  # noqa: E402
 
 FIELDS = ["n", "preset", "seed", "solver", "status", "objective", "bound", "gap", "solve_s", "build_s",
@@ -79,11 +80,7 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
 
 
 def plot(summary: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     styles = {"auto": ("-", "o"), "greedy": ("--", "x"), "greedy_lp": (":", "s")}
     colors = {}
@@ -102,10 +99,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
             title="time vs N (auto = exact)")
     ax1.legend(fontsize=7, ncol=2)
     ax2.legend(fontsize=6, ncol=3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments._common import pyplot, save_figure  # noqa: E402
 from experiments.bench_solvers import OUT, write_csv  # noqa: E402
 from experiments.instances import PRESETS, make_instance  # noqa: E402
 
@@ -58,11 +59,7 @@ def run(n: int, presets, budgets, seed: int, time_limit: float) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for preset in dict.fromkeys(r["preset"] for r in rows):
         part = sorted((r for r in rows if r["preset"] == preset), key=lambda r: r["k"])
@@ -79,10 +76,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 title="temporal share (dotted: floor)")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gdo_opt.solvers.greedy import Greedy, _fixed_point, _Ranker  # noqa: E402
+from gdo_opt.solvers.greedy_fill import _fixed_point, _Ranker  # noqa: E402
+from gdo_opt.solvers.greedy_repair import Greedy  # noqa: E402
 
 from experiments.instances import brute_force, make_instance, random_small_problem  # noqa: E402
 from gdo_opt.problem import SelectionProblem  # noqa: E402
