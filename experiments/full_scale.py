@@ -113,11 +113,9 @@ def main(argv=None) -> int:
 
 def plot(events: list[dict], summary: dict, path: Path) -> None:
     """Horizontal bars: where the seconds went (build, greedy, each LP / pricing round, each MIP)."""
-    import matplotlib
+    from experiments._common import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels, seconds = [], []
     for e in events:
         if e["event"] == "pricing":
@@ -136,10 +134,7 @@ def plot(events: list[dict], summary: dict, path: Path) -> None:
     ax.set_xlabel("seconds")
     ax.set_title(f"N={summary['n']:,}, K={summary['k']:,}: {summary['total_s']:.0f}s total, "
                  f"peak {summary['peak_gb']:.1f} GB, gap {summary['gap']:.1e}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
