@@ -39,7 +39,9 @@ def main() -> None:
 
     import torch
 
-    from gdo_opt.descriptors.model import ModelEngine, load_model, reference_descriptors
+    from gdo_opt.descriptors.engine import ModelEngine
+    from gdo_opt.descriptors.model import load_model
+    from gdo_opt.descriptors.reference import reference_descriptors
     from gdo_opt.pool import ingest
     from gdo_opt.synth import make_demo_pool
     from gdo_opt.tiny_model import make_tiny_model

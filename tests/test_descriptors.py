@@ -14,7 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gdo_opt.descriptors.model import ModelEngine, load_model, reference_descriptors  # noqa: E402
+from gdo_opt.descriptors.engine import ModelEngine  # noqa: E402
+from gdo_opt.descriptors.model import load_model  # noqa: E402
+from gdo_opt.descriptors.reference import reference_descriptors  # noqa: E402
 from gdo_opt.descriptors.runner import run_extract  # noqa: E402
 from gdo_opt.errors import GdoError  # noqa: E402
 from gdo_opt.merge import merge_shards  # noqa: E402

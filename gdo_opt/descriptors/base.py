@@ -2,7 +2,7 @@
 
 The runner calls ``setup`` once per process, then for every chunk ``prefetch`` (optional: start
 CPU work so it overlaps the model) and ``compute``. Model descriptors share forward passes through
-``ctx.engine`` (gdo_opt.descriptors.model), which memoizes one set of passes per chunk.
+``ctx.engine`` (gdo_opt.descriptors.engine), which memoizes one set of passes per chunk.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ExtractContext:
     device: str = "cpu"
     dtype: Any = None
     options: dict[str, Any] = field(default_factory=dict)
-    engine: Any = None  # gdo_opt.descriptors.model.ModelEngine when a model is loaded
+    engine: Any = None  # gdo_opt.descriptors.engine.ModelEngine when a model is loaded
     pool: Any = None  # concurrent.futures executor for CPU work (motion)
     rank: int = 0
     world_size: int = 1
@@ -53,6 +53,27 @@ class Descriptor:
 
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+
+class ModeDescriptor(Descriptor):
+    """A model descriptor with a model-free alternative, chosen by ``options[mode_option]``.
+
+    ``mode`` validates the option (default ``model``); the runner asks ``requires_model``, which is
+    true only in model mode, so a model-free run needs no ``--model``."""
+
+    mode_option: str = ""  # options key, e.g. "coverage_mode" (CLI flag --coverage-mode)
+    modes: tuple[str, ...] = ("model",)  # accepted values
+
+    @classmethod
+    def mode(cls, options: dict) -> str:
+        mode = str(options.get(cls.mode_option, "model"))
+        if mode not in cls.modes:
+            flag = "--" + cls.mode_option.replace("_", "-")
+            raise GdoError(f"{flag} {mode}: expected {' or '.join(cls.modes)}")
+        return mode
+
+    def requires_model(self, options: dict) -> bool:
+        return self.mode(options) == "model"
 
 
 REGISTRY: dict[str, type[Descriptor]] = {}

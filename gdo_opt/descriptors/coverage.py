@@ -11,27 +11,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gdo_opt.descriptors.base import Descriptor, ExtractContext, register
+from gdo_opt.descriptors.base import ExtractContext, ModeDescriptor, register
 from gdo_opt.descriptors.model_free import FEATURE_DIM, hashed_features
-from gdo_opt.errors import GdoError
 
 
 @register
-class Coverage(Descriptor):
+class Coverage(ModeDescriptor):
     name = "coverage"
     columns = ("feat",)
     needs_model = True
     passes = ("features",)
-
-    @staticmethod
-    def mode(options: dict) -> str:
-        mode = str(options.get("coverage_mode", "model"))
-        if mode not in ("model", "hashed"):
-            raise GdoError(f"--coverage-mode {mode}: expected model or hashed")
-        return mode
-
-    def requires_model(self, options: dict) -> bool:
-        return self.mode(options) == "model"
+    mode_option = "coverage_mode"
+    modes = ("model", "hashed")
 
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
         if self.mode(ctx.options) == "hashed":

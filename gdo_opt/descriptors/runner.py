@@ -172,7 +172,8 @@ def run_extract(
 
         threads_before = torch.get_num_threads()  # restored at the end: a library call must not leak it
 
-        from gdo_opt.descriptors.model import ModelEngine, load_model
+        from gdo_opt.descriptors.engine import ModelEngine
+        from gdo_opt.descriptors.model import load_model
 
         if device == "auto":
             device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"

@@ -1,7 +1,7 @@
 """stability: self-consistency of k sampled answers = mean pairwise token-set Jaccard.
 
 One batched ``generate(do_sample=True, num_return_sequences=k)`` per micro-batch. Sampling uses a
-keyed Gumbel-max sampler (gdo_opt.descriptors.model.KeyedGumbelSampler), so a candidate's k answers
+keyed Gumbel-max sampler (gdo_opt.descriptors.sampling.KeyedGumbelSampler), so a candidate's k answers
 are the same whatever batch, rank or restart computes them.
 """
 

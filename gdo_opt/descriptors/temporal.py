@@ -13,8 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from gdo_opt.descriptors.base import Descriptor, ExtractContext, register
-from gdo_opt.errors import GdoError
+from gdo_opt.descriptors.base import ExtractContext, ModeDescriptor, register
 
 # Fallback cue when the candidate table has no `temporal_category` column.
 TEMPORAL_CUE = re.compile(
@@ -25,21 +24,13 @@ TEMPORAL_CUE = re.compile(
 
 
 @register
-class TemporalNeed(Descriptor):
+class TemporalNeed(ModeDescriptor):
     name = "temporal"
     columns = ("temporal_prob",)
     needs_model = True
     passes = ("probe",)
-
-    @staticmethod
-    def mode(options: dict) -> str:
-        mode = str(options.get("temporal_mode", "model"))
-        if mode not in ("model", "regex"):
-            raise GdoError(f"--temporal-mode {mode}: expected model or regex")
-        return mode
-
-    def requires_model(self, options: dict) -> bool:
-        return self.mode(options) == "model"
+    mode_option = "temporal_mode"
+    modes = ("model", "regex")
 
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
         if self.mode(ctx.options) == "regex":
