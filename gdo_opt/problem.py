@@ -475,7 +475,6 @@ class SelectionProblem:
         form = self.standard_form()
         x = cp.Variable(self.n, boolean=True, name="x")
         objective = cp.Maximize(form.c @ x)
-        Ax = form.A @ x
         constraints = []
         lo_rows = np.flatnonzero(np.isfinite(form.row_lo))
         hi_rows = np.flatnonzero(np.isfinite(form.row_hi))
@@ -483,7 +482,6 @@ class SelectionProblem:
             constraints.append(form.A[lo_rows] @ x >= form.row_lo[lo_rows])
         if hi_rows.size:
             constraints.append(form.A[hi_rows] @ x <= form.row_hi[hi_rows])
-        del Ax
         return x, objective, constraints
 
     def summary(self) -> str:
