@@ -42,9 +42,9 @@ def main() -> None:
     from gdo_opt.descriptors.engine import ModelEngine
     from gdo_opt.descriptors.model import load_model
     from gdo_opt.descriptors.reference import reference_descriptors
-    from gdo_opt.pool import ingest
-    from gdo_opt.synth import make_demo_pool
-    from gdo_opt.tiny_model import make_tiny_model
+    from gdo_opt.descriptors.tiny_model import make_tiny_model
+    from gdo_opt.ingest.demo_pool import make_demo_pool
+    from gdo_opt.ingest.pool import ingest
 
     console = Console(stderr=True)
     if args.threads:

@@ -1,10 +1,10 @@
-"""Benchmark: `gdo_opt.pool.ingest` vs a plain per-line `json.loads` loop doing the same work.
+"""Benchmark: `gdo_opt.ingest.pool.ingest` vs a plain per-line `json.loads` loop doing the same work.
 
     .venv/bin/python experiments/bench_ingest.py              # 1,000,000 QA pairs
     .venv/bin/python experiments/bench_ingest.py --rows 100000  # quick run
 
 Writes a synthetic LLaVA-style JSONL (image + video rows, 3 message spellings, text from
-`gdo_opt.synth`), then runs each implementation in its own subprocess (so peak RSS is its own),
+`gdo_opt.ingest.demo_pool`), then runs each implementation in its own subprocess (so peak RSS is its own),
 checks that both produce the same candidate table, and prints time, rows/s, peak memory and the
 speed ratio side by side.
 """
@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gdo_opt import pool as P
-from gdo_opt import pool_text
+from gdo_opt.ingest import pool as P
+from gdo_opt.ingest import text as pool_text
 
 TARGET = 32
 
@@ -37,7 +37,7 @@ TARGET = 32
 def make_pool(work: Path, n_pairs: int, seed: int = 0) -> tuple[list[tuple[str, Path]], int, int]:
     """Tile ~5,000 pairs of synth text rows with fresh ids up to ``n_pairs`` pairs, split into a
     OneVision file (image rows) and a LLaVA-Video file (16-96 frame paths per row)."""
-    from gdo_opt.synth import demo_text_rows
+    from gdo_opt.ingest.demo_pool import demo_text_rows
 
     template = demo_text_rows(5000, seed=seed)
     dumped = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in template]

@@ -1,6 +1,6 @@
 """Benchmark: exact vs first-order OST on the toy pool — agreement, noise detection and throughput.
 
-Builds the toy task of gdo_opt.ost (facts asked in pool phrasing, a corrupted share with shuffled
+Builds the toy task of gdo_opt.descriptors.one_step (facts asked in pool phrasing, a corrupted share with shuffled
 answers, target phrasing for the validation set), warms a tiny Qwen3 LM up on clean data, then scores
 the pool with each (parameter subset, estimator) and prints, side by side: Spearman / Kendall rank
 agreement with the exact utility, top-k overlap, AUC(clean vs corrupted) and samples/s.
@@ -37,7 +37,7 @@ def main() -> int:
     from scipy.stats import kendalltau, spearmanr
     from sklearn.metrics import roc_auc_score
 
-    from gdo_opt import ost
+    from gdo_opt.descriptors import one_step as ost
 
     console = Console(stderr=True)
     torch.manual_seed(args.seed)

@@ -121,9 +121,9 @@ def main(argv=None) -> int:
     parser.add_argument("--generate-only", default=None, metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    from gdo_opt.build import SelectConfig, select_subset, write_outputs
-    from gdo_opt.metrics import load_metrics
-    from gdo_opt.preset import load_preset
+    from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
+    from gdo_opt.goal.metrics import load_metrics
+    from gdo_opt.goal.preset import load_preset
 
     tmp = Path(tempfile.mkdtemp(prefix="gdo-bench-"))
     candidates_path = tmp / "candidates.parquet"
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
                     "--generate-only", str(tmp)], check=True)
     print(f"generated {args.n} pairs + GDO metrics JSONL in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
-    from gdo_opt.pool import load_candidates
+    from gdo_opt.ingest.pool import load_candidates
 
     t0 = time.perf_counter()
     frame = load_candidates(candidates_path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdo_opt.problem import SelectionProblem
+from gdo_opt.selection.problem import SelectionProblem
 
 # video share [lo, hi], temporal floor within video, score tilt for video and temporal items
 PRESETS: dict[str, dict] = {

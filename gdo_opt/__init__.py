@@ -1,7 +1,7 @@
 """gdo-opt: pick the training subset for multimodal instruction tuning by exact optimization."""
 
 from gdo_opt.errors import GdoError
-from gdo_opt.problem import Selection, SelectionProblem, Violation
+from gdo_opt.selection.problem import Selection, SelectionProblem, Violation
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gdo_opt.problem import relative_gap
+from gdo_opt.selection.problem import relative_gap
 
 DIRECT_MAX_NNZ = 250_000
 # auto's own options (extra); everything else in extra is passed to HiGHS
@@ -54,7 +54,7 @@ def solve_core(problem, options, extra: dict, why: str):
     """Greedy → core LP + pricing → MIP on the core (see the module docstring)."""
     from gdo_opt.solvers import greedy, pricing
 
-    from gdo_opt.diagnose import explain_infeasible
+    from gdo_opt.selection.diagnose import explain_infeasible
 
     progress = extra.get("progress") if callable(extra.get("progress")) else None
     t0 = time.perf_counter()
@@ -188,7 +188,7 @@ def _core_mip(problem, pricer, cols, options, time_limit, start_idx):
     """HiGHS MIP restricted to ``cols`` (rows without a member dropped), warm-started."""
     from gdo_opt.solvers import highs as hs
 
-    from gdo_opt.diagnose import explain_infeasible
+    from gdo_opt.selection.diagnose import explain_infeasible
 
     form = pricer.form
     sub = pricer.csc[:, cols].tocsr()

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from gdo_opt.problem import GroupFamily, ShareFamily
+from gdo_opt.selection.problem import GroupFamily, ShareFamily
 
 _TARGET_MAX_COEF = 1e9
 
@@ -69,7 +69,7 @@ def solve(problem, options):
     except ValueError as error:
         return problem.empty_selection("cpsat", "error", str(error))
     if np.any(row_lo > row_hi + 1e-9):  # e.g. a floor on an empty group: CP-SAT rejects the model
-        from gdo_opt.diagnose import explain_infeasible
+        from gdo_opt.selection.diagnose import explain_infeasible
 
         return problem.empty_selection("cpsat", "infeasible", explain_infeasible(problem))
     max_abs = float(np.abs(problem.scores).max()) or 1.0
@@ -109,7 +109,7 @@ def solve(problem, options):
 
     slack = problem.budget_hi / (2.0 * scale)
     if status == cp_model.INFEASIBLE:
-        from gdo_opt.diagnose import explain_infeasible
+        from gdo_opt.selection.diagnose import explain_infeasible
 
         return problem.empty_selection("cpsat", "infeasible", explain_infeasible(problem))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -35,7 +35,7 @@ def solve(problem, options):
         return problem.empty_selection("cvxpy", "error", f"cvxpy/{solver_name}: {error}")
     status = cvx_problem.status
     if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-        from gdo_opt.diagnose import explain_infeasible
+        from gdo_opt.selection.diagnose import explain_infeasible
 
         return problem.empty_selection("cvxpy", "infeasible", explain_infeasible(problem))
     if x.value is None:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from gdo_opt.problem import relative_gap
+from gdo_opt.selection.problem import relative_gap
 
 from .greedy_repair import Greedy
 

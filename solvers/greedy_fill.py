@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdo_opt.problem import GroupFamily, LinearFamily, ShareFamily
+from gdo_opt.selection.problem import GroupFamily, LinearFamily, ShareFamily
 
 TOL = 1e-9
 MAX_WEIGHTED_ROWS = 64  # generic rows tracked densely by the greedy; more are left to the repair/HiGHS

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdo_opt.problem import GroupFamily
+from gdo_opt.selection.problem import GroupFamily
 
 from .greedy_fill import TOL, GreedyFill, _excl_cumsum, _fixed_point, _Ranker
 

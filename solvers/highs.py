@@ -129,7 +129,7 @@ def solve_lp(c, A, row_lo, row_hi, time_limit=None, threads=None, method: str = 
 def solve(problem, options):
     """Exact MIP on the whole problem; status, bound and gap straight from HiGHS."""
 
-    from gdo_opt.diagnose import explain_infeasible
+    from gdo_opt.selection.diagnose import explain_infeasible
 
     form = problem.standard_form()
     highs = build_model(form.c, form.A, form.row_lo, form.row_hi, integral=True, verbose=options.verbose)

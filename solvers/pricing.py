@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gdo_opt.problem import GroupFamily, ShareFamily
+from gdo_opt.selection.problem import GroupFamily, ShareFamily
 
 DUAL_TOL = 1e-9  # |y_r| below this counts as 0 (solver noise on rows that cannot bind)
 

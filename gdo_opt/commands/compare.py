@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from gdo_opt.convergence import compare_runs
+    from gdo_opt.compare.convergence import compare_runs
 
     console = Console(stderr=True)
     summary = compare_runs(args.run, args.baseline, args.out)

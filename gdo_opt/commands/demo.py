@@ -46,9 +46,9 @@ def _descriptor_metrics(out, candidates, console, seed: int):
     import shutil
     import time
 
+    from gdo_opt.descriptors.merge import merge_shards
     from gdo_opt.descriptors.runner import MANIFEST, run_extract
-    from gdo_opt.merge import merge_shards
-    from gdo_opt.tiny_model import make_tiny_model
+    from gdo_opt.descriptors.tiny_model import make_tiny_model
 
     start = time.perf_counter()
     model = make_tiny_model(out / "tiny-model", seed=0, max_pixels=DEMO_MAX_PIXELS)
@@ -74,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from gdo_opt.atomic import write_jsonl
-    from gdo_opt.build import SelectConfig, build_all
+    from gdo_opt.subset.pipeline import SelectConfig, build_all
     from gdo_opt.errors import GdoError
-    from gdo_opt.metrics import load_metrics, proxy_metrics
-    from gdo_opt.pool import ingest
-    from gdo_opt.preset import BUILTIN, load_preset
-    from gdo_opt.synth import make_demo_pool
+    from gdo_opt.goal.metrics import load_metrics, proxy_metrics
+    from gdo_opt.goal.preset import BUILTIN, load_preset
+    from gdo_opt.ingest.demo_pool import make_demo_pool
+    from gdo_opt.ingest.pool import ingest
 
     console = Console(stderr=True)
     _quiet_transformers()

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gdo_opt.evaluate import dry_run_lines, evaluate, load_eval_config
+    from gdo_opt.compare.evaluate import dry_run_lines, evaluate, load_eval_config
 
     console = Console(stderr=True)
     cfg = load_eval_config(args.config)

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gdo_opt.errors import GdoError
-    from gdo_opt.pool import ingest
-    from gdo_opt.profile import print_profile
+    from gdo_opt.ingest.pool import ingest
+    from gdo_opt.ingest.profile import print_profile
 
     groups = None
     if args.source_groups:

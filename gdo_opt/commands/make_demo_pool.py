@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from gdo_opt.errors import GdoError
-    from gdo_opt.synth import make_demo_pool
+    from gdo_opt.ingest.demo_pool import make_demo_pool
 
     if args.images < 1 or args.videos < 3:
         raise GdoError(f"--images must be >= 1 and --videos >= 3 (got {args.images}, {args.videos})")

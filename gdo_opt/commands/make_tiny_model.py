@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gdo_opt.tiny_model import make_tiny_model
+    from gdo_opt.descriptors.tiny_model import make_tiny_model
 
     path = make_tiny_model(args.dir, seed=args.seed)
     Console(stderr=True).print(f"tiny Qwen3-VL model written to [bold]{path}[/]")

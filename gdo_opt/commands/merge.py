@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gdo_opt.merge import merge_shards, report_path
+    from gdo_opt.descriptors.merge import merge_shards, report_path
 
     report = merge_shards(args.shards, args.out, candidates=args.candidates, n_clusters=args.clusters, seed=args.seed)
     cov = report["coverage"]

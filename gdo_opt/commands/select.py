@@ -41,16 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_inputs(args: argparse.Namespace):
     """The candidate table and aligned metrics, from --candidates or on-the-fly ingest."""
     from gdo_opt.errors import GdoError
-    from gdo_opt.metrics import load_metrics, no_metrics
+    from gdo_opt.goal.metrics import load_metrics, no_metrics
 
     if args.candidates and (args.onevision or args.video):
         raise GdoError("give either --candidates or --onevision/--video, not both")
     if args.candidates:
-        from gdo_opt.pool import load_candidates
+        from gdo_opt.ingest.pool import load_candidates
 
         frame = load_candidates(args.candidates)
     elif args.onevision or args.video:
-        from gdo_opt.pool import ingest
+        from gdo_opt.ingest.pool import ingest
 
         frame = ingest(onevision=args.onevision, video=args.video, progress=False).to_pandas()
     else:
@@ -60,7 +60,7 @@ def load_inputs(args: argparse.Namespace):
 
 
 def config_from(args: argparse.Namespace):
-    from gdo_opt.build import SelectConfig
+    from gdo_opt.subset.pipeline import SelectConfig
     from gdo_opt.errors import GdoError
 
     if args.baseline_multiplier < 0:
@@ -76,8 +76,8 @@ def config_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.build import select_subset, write_outputs
-    from gdo_opt.preset import load_preset
+    from gdo_opt.subset.pipeline import select_subset, write_outputs
+    from gdo_opt.goal.preset import load_preset
 
     preset = load_preset(args.preset)  # validate the preset before reading a large pool
     config = config_from(args)

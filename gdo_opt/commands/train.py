@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gdo_opt.train import load_train_config, plan_training, train
+    from gdo_opt.compare.train import load_train_config, plan_training, train
 
     console = Console(stderr=True)
     cfg = load_train_config(args.config)

@@ -1,6 +1,6 @@
 """ost: One-Step-Train utility — how much one SGD step on the candidate lowers a target set's loss.
 
-The maths lives in ``gdo_opt.ost`` (model-agnostic); this module wires it into the descriptor stage.
+The maths lives in ``gdo_opt.descriptors.one_step`` (model-agnostic); this module wires it into the descriptor stage.
 Why the set-up is done once: the target set is decontaminated against the whole pool and the mode is
 chosen from the pool size in ``setup``, so every chunk, rank and restart scores against the same
 target loss and gradient, and a candidate's utility never depends on its chunk.
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gdo_opt import ost
+from gdo_opt.descriptors import one_step as ost
 from gdo_opt.descriptors.base import Descriptor, ExtractContext, nan_column, register
 from gdo_opt.errors import GdoError
 

@@ -39,12 +39,12 @@ REQUIRED_COLUMNS = ("qa_uid", "question", "answer", "media", "media_kind")
 
 
 def load_candidate_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read candidates.parquet (via gdo_opt.pool when present) and check the columns we need."""
+    """Read candidates.parquet (via gdo_opt.ingest.pool when present) and check the columns we need."""
     path = Path(path)
     if not path.is_file():
         raise GdoError(f"{path}: candidate table not found (run `gdo-opt ingest` first)")
     try:
-        from gdo_opt.pool import load_candidates
+        from gdo_opt.ingest.pool import load_candidates
     except ImportError:
         load_candidates = pd.read_parquet
     table = load_candidates(path)

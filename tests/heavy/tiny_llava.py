@@ -1,6 +1,6 @@
 """A tiny random LLaVA-1.5-HF model + processor, written offline, for the heavy ms-swift/lmms-eval tests.
 
-Why LLaVA and not the repo's tiny Qwen3-VL (``gdo_opt.tiny_model``): ms-swift's Qwen-VL loaders import
+Why LLaVA and not the repo's tiny Qwen3-VL (``gdo_opt.descriptors.tiny_model``): ms-swift's Qwen-VL loaders import
 ``qwen_vl_utils``, which imports torchvision, and PyPI only ships CUDA builds of torchvision whose
 ``_C`` ops cannot load against the CPU torch wheel ("operator torchvision::nms does not exist").
 ms-swift's ``llava1_5_hf`` model/template and lmms-eval's ``llava_hf`` model only need the PIL

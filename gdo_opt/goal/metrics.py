@@ -1,0 +1,175 @@
+"""Descriptor values for ρ: our ``descriptors.parquet`` or the published GDO merged-metrics JSONL.
+
+Both are keyed by ``qa_uid``. The GDO JSONL names map onto ours so users of the original code can
+switch without recomputing: ``loss_video``, ``loss_blind``, ``frame_diversity``, ``vds`` keep their
+names; ``ppl`` = exp(loss_video) and ``vds`` = loss_blind − loss_video are derived when absent;
+``quality_score`` stays available as a term and stands in for ``stability`` (self-consistency)
+when the file has no ``stability``. Other numeric keys that match a descriptor name are used as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gdo_opt.errors import GdoError
+from gdo_opt.goal.preset import DESCRIPTORS
+
+
+@dataclass
+class Metrics:
+    """Descriptor columns aligned to the candidate table: one float64 array per descriptor."""
+
+    values: dict[str, np.ndarray]
+    source: str  # "descriptors" | "gdo-jsonl" | "proxy"
+    path: str
+    matched: int  # candidates that have a metrics row
+    unmatched_metrics: int  # metrics rows whose qa_uid is not in the pool
+    derived: list[str] = field(default_factory=list)  # columns computed from others (ppl, vds, ...)
+    ignored_keys: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "file": Path(self.path).name if self.path else "",
+            "columns": sorted(self.values),
+            "matched_candidates": int(self.matched),
+            "unmatched_metrics_rows": int(self.unmatched_metrics),
+            "derived": sorted(self.derived),
+            "ignored_keys": sorted(self.ignored_keys),
+            "note": self.note,
+        }
+
+
+def read_metrics_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a metrics file into a DataFrame with ``qa_uid`` (string) + numeric columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise GdoError(f"{path}: metrics file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            kind = "descriptors"
+        elif suffix in (".jsonl", ".json", ".ndjson"):
+            import pyarrow.json as pj
+
+            table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24))
+            kind = "gdo-jsonl"
+        else:
+            raise GdoError(f"{path}: unknown metrics format {suffix!r} (expected .parquet or .jsonl)")
+    except GdoError:
+        raise
+    except Exception as error:  # pyarrow's parse errors carry the row; keep it to one line
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdoError(f"{path}: cannot read metrics: {message}") from None
+    if "qa_uid" not in table.column_names:
+        raise GdoError(f"{path}: key qa_uid missing (metrics rows must be keyed by qa_uid)")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    uid = table["qa_uid"]
+    if not pa.types.is_string(uid.type) and not pa.types.is_large_string(uid.type):
+        table = table.set_column(table.schema.get_field_index("qa_uid"), "qa_uid", pc.cast(uid, pa.string()))
+    frame = table.to_pandas()
+    if len(pc.unique(table["qa_uid"])) != table.num_rows:  # C++ hash: ~10x faster than pandas here
+        duplicated = frame["qa_uid"].duplicated()
+        first = frame.loc[duplicated.to_numpy(), "qa_uid"].iloc[0]
+        raise GdoError(f"{path}: key qa_uid = {first!r}: appears more than once")
+    return frame, kind
+
+
+def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str, path: str) -> Metrics:
+    """Align a metrics table to the candidates (vectorized lookup), deriving GDO-compatible columns."""
+    index = pd.Index(frame["qa_uid"].to_numpy())
+    position = index.get_indexer(pd.Index(np.asarray(qa_uid, dtype=object)))
+    hit = position >= 0
+    values: dict[str, np.ndarray] = {}
+    ignored = []
+    for column in frame.columns:
+        if column == "qa_uid":
+            continue
+        if column not in DESCRIPTORS:
+            if not column.startswith("z_"):
+                ignored.append(column)
+            continue
+        try:
+            raw = pd.to_numeric(frame[column], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise GdoError(f"{path}: key {column}: not numeric") from None
+        out = np.full(len(position), np.nan)
+        out[hit] = raw[position[hit]]
+        values[column] = out
+    derived = []
+    if "ppl" not in values and "loss_video" in values:
+        with np.errstate(over="ignore"):
+            values["ppl"] = np.exp(values["loss_video"])
+        derived.append("ppl")
+    if "vds" not in values and "loss_video" in values and "loss_blind" in values:
+        values["vds"] = values["loss_blind"] - values["loss_video"]
+        derived.append("vds")
+    if "stability" not in values and "quality_score" in values:
+        values["stability"] = values["quality_score"]
+        derived.append("stability")
+    return Metrics(
+        values=values,
+        source=kind,
+        path=str(path),
+        matched=int(hit.sum()),
+        unmatched_metrics=int(len(index) - np.unique(position[hit]).size),
+        derived=derived,
+        ignored_keys=ignored,
+    )
+
+
+def load_metrics(path: str | Path, qa_uid: pd.Series | np.ndarray) -> Metrics:
+    """Read ``path`` (parquet or GDO JSONL) and align it to the candidates' ``qa_uid``."""
+    frame, kind = read_metrics_table(path)
+    return align_metrics(qa_uid, frame, kind, str(path))
+
+
+def no_metrics(n: int) -> Metrics:
+    """No descriptor file: every candidate is 'without descriptors' (the preset's policy applies)."""
+    return Metrics(values={}, source="none", path="", matched=0, unmatched_metrics=0, note="no --metrics given")
+
+
+def proxy_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """Model-free, GDO-format metrics for the demo when the descriptor stage is unavailable.
+
+    Clearly proxies, computed from the data itself (never from ground truth):
+    ``amm`` / ``frame_diversity`` = Farneback optical flow and mean frame difference of the frames
+    (one computation per distinct clip); ``coverage`` = exp(−distance to the centroid) of hashed
+    question/answer n-gram features; ``loss_video`` = mean negative log-likelihood of the answer's
+    words under the pool's unigram answer distribution (rare answers are "hard"; no model, so no
+    ``vds``, ``stability`` or ``temporal_prob``: presets drop those terms and say so in the report).
+    """
+    from gdo_opt.descriptors.media import motion_stats
+    from gdo_opt.descriptors.model_free import hashed_features
+
+    n = len(frame)
+    kind = frame["media_kind"].astype(str).to_numpy()
+    amm = np.zeros(n)
+    diversity = np.zeros(n)
+    moving = np.flatnonzero(kind != "image")
+    if moving.size:
+        first = np.array([str(m[0]) if len(m) else "" for m in frame["media"].to_numpy()[moving]], dtype=object)
+        clip, clip_index = np.unique(first, return_index=True)
+        stats = np.array([motion_stats(frame["media"].iat[moving[i]], kind[moving[i]]) for i in clip_index])
+        where = np.searchsorted(clip, first)
+        amm[moving], diversity[moving] = stats[where, 0], stats[where, 1]
+    features = hashed_features(frame)
+    coverage = np.exp(-np.linalg.norm(features - features.mean(axis=0), axis=1))
+    words = frame["answer"].astype(str).str.lower().str.findall(r"[a-z0-9]+")
+    exploded = words.explode()
+    counts = exploded.value_counts()
+    logp = np.log((counts + 1) / (counts.sum() + counts.size))
+    nll = (-exploded.map(logp)).astype(float).groupby(level=0).mean()
+    loss = nll.reindex(range(n)).to_numpy(dtype=np.float64) if frame.index.equals(pd.RangeIndex(n)) else nll.to_numpy()
+    return pd.DataFrame({"qa_uid": frame["qa_uid"].astype(str).to_numpy(), "amm": amm,
+                         "frame_diversity": diversity, "coverage": coverage, "loss_video": loss})

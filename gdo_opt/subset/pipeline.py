@@ -1,0 +1,238 @@
+"""The GDO build: pool + metrics → ρ → budget → C_g → solve → ms-swift export, baseline and report.
+
+``select_subset`` does the computing and returns everything in memory; ``write_outputs`` writes a
+result only after the solve succeeded, each file staged in a hidden folder and moved in place at
+the end, so an infeasible preset or a crash leaves no half-written output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gdo_opt.atomic import write_json
+from gdo_opt.subset.baseline import uniform_baseline
+from gdo_opt.goal.budget import choose_budget
+from gdo_opt.goal.constraints import add_constraints, max_reachable, pool_view, share_caps
+from gdo_opt.errors import GdoError
+from gdo_opt.subset.export import write_sft
+from gdo_opt.goal.metrics import Metrics
+from gdo_opt.goal.preset import Preset
+from gdo_opt.subset.report import (
+    clean_constraint_rows,
+    descriptor_summaries,
+    field_distributions,
+    print_summary,
+    write_html,
+)
+from gdo_opt.goal.score import compute_score
+
+SOLVERS = ("auto", "highs", "cpsat", "greedy", "cvxpy")
+
+
+@dataclass
+class SelectConfig:
+    target_count: int | None = None
+    solver: str = "auto"
+    time_limit: float | None = None
+    mip_gap: float = 1e-4
+    seed: int = 42
+    baseline_multiplier: int = 10
+    frames_as: str = "video"
+    ablate: tuple[str, ...] = ()
+    html: bool = True
+
+
+@dataclass
+class SelectResult:
+    preset: Preset
+    config: SelectConfig
+    indices: np.ndarray  # rows of the candidate table chosen (sorted)
+    baseline: np.ndarray | None  # Uni-kx rows (sorted), None when skipped
+    rho: np.ndarray  # ρ per candidate (penalty applied; excluded ones keep their value for plots)
+    eligible: np.ndarray  # rows that entered the problem
+    report: dict
+    timing: dict = field(default_factory=dict)
+
+
+def _r(x) -> float | None:
+    x = float(x)
+    return float(f"{x:.10g}") if np.isfinite(x) else None
+
+
+def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
+    """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
+    from gdo_opt.selection.problem import SelectionProblem
+
+    if config.solver not in SOLVERS:
+        raise GdoError(f"--solver = {config.solver!r}: expected one of {', '.join(SOLVERS)}")
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    n = len(frame)
+    if n == 0:
+        raise GdoError("candidates: the table is empty")
+    score = compute_score(metrics, preset.score, n, ablate=config.ablate)
+    if preset.score.missing == "exclude":
+        eligible = np.flatnonzero(~score.missing)
+        if eligible.size == 0:
+            raise GdoError(f"preset {preset.name}: score.missing = 'exclude' leaves no candidate with descriptors")
+        pool = frame.iloc[eligible].reset_index(drop=True) if eligible.size < n else frame
+    else:
+        eligible = np.arange(n)
+        pool = frame
+    rho = score.rho[eligible]
+    temporal_prob = metrics.values.get("temporal_prob")
+    feas = preset.feasibility
+    view = pool_view(pool, feas, None if temporal_prob is None else temporal_prob[eligible])
+    vds = metrics.values.get("vds")
+    k, budget_info = choose_budget(
+        preset.budget, view.n, view.stratum_codes, max_reachable(view, feas),
+        vds=None if vds is None else vds[eligible], target_count=config.target_count,
+        feasibility_caps=share_caps(view, feas),
+    )
+    try:
+        problem = SelectionProblem(rho, budget=k)
+        derived = add_constraints(problem, view, k, feas)
+    except ValueError as error:  # the engine's input checks: a constraint we derived is malformed
+        raise GdoError(f"preset {preset.name}: cannot build the problem: {error}") from None
+    timing["derive_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    try:
+        selection = problem.solve(solver=config.solver, time_limit=config.time_limit, mip_gap=config.mip_gap,
+                                  seed=config.seed)
+    except ValueError as error:
+        raise GdoError(f"preset {preset.name}: solver {config.solver}: {error}") from None
+    timing["solve_s"] = time.perf_counter() - t1
+    if selection.status not in ("optimal", "feasible"):
+        raise GdoError(
+            f"preset {preset.name} ({Path(preset.source).name}): {selection.status} with K = {k}: "
+            f"{' '.join(str(selection.message).split()) or 'no explanation from the solver'}"
+        )
+    local = np.asarray(selection.indices, dtype=np.int64)
+    violations = problem.check(local)
+    if violations:  # the engine re-checks too; never export a subset that breaks C_g
+        raise GdoError(f"preset {preset.name}: solution violates {violations[0]}")
+    chosen = eligible[local]
+
+    t2 = time.perf_counter()
+    baseline = None
+    baseline_info: dict = {"multiplier": int(config.baseline_multiplier)}
+    if config.baseline_multiplier > 0:
+        local_b, info = uniform_baseline(
+            view.n, config.baseline_multiplier * k, config.seed, dedup=view.dedup,
+            video_uid=view.video_uid, cap=feas.per_video_cap,
+        )
+        baseline = eligible[local_b]
+        baseline_info.update(info)
+    timing["baseline_s"] = time.perf_counter() - t2
+
+    subsets = {"gdo_1x": local}
+    if baseline is not None:
+        subsets["uni"] = np.searchsorted(eligible, baseline)
+    report = {
+        "preset": preset.to_dict(),
+        "pool": {
+            "candidates": int(n),
+            "eligible": int(view.n),
+            "excluded_missing_descriptors": int(n - view.n),
+            "video_candidates": int(view.video.sum()),
+            "temporal_video_candidates": int((view.video & view.temporal).sum()),
+            "temporal_rule": view.temporal_source,
+        },
+        "metrics": metrics.summary(),
+        "score": score.summary(preset.score.missing, preset.score.missing_penalty),
+        "budget": budget_info,
+        "solve": {
+            "solver": selection.solver,
+            "requested": config.solver,
+            "status": selection.status,
+            "objective": _r(selection.objective),
+            "bound": _r(selection.bound),
+            "gap": _r(selection.gap),
+            "mip_gap": config.mip_gap,
+            "seed": config.seed,
+            "message": " ".join(str(selection.message).split()),
+        },
+        "selected": int(local.size),
+        "constraints": clean_constraint_rows(problem.constraint_table(local)),
+        "derivation": derived.notes,
+        "violations": [],
+        "baseline": baseline_info,
+        "fields": field_distributions(pool, subsets),
+        "descriptors": descriptor_summaries({k_: v[eligible] for k_, v in metrics.values.items()}, subsets),
+        "outputs": {"gdo_1x": "gdo_1x.jsonl", "report": "report.json"},
+        "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
+    }
+    if baseline is not None:
+        report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier}x.jsonl"
+    timing["report_s"] = time.perf_counter() - t2
+    timing["solver_seconds"] = float(selection.seconds)
+    return SelectResult(preset, config, chosen, baseline, score.rho, eligible, report, timing)
+
+
+def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, out_dir: str | Path,
+                  console=None) -> Path:
+    """Write gdo_1x.jsonl, uni_<k>x.jsonl, report.json (+ report.html) into ``out_dir``.
+
+    Files are written into ``out_dir/.staging-*`` and moved into place only once all succeeded.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    t0 = time.perf_counter()
+    try:
+        names = []
+        write_sft(stage / "gdo_1x.jsonl", frame, result.indices, result.rho, metrics.values, result.config.frames_as)
+        names.append("gdo_1x.jsonl")
+        if result.baseline is not None:
+            name = result.report["outputs"]["baseline"]
+            write_sft(stage / name, frame, result.baseline, result.rho, metrics.values, result.config.frames_as)
+            names.append(name)
+        result.timing["export_s"] = time.perf_counter() - t0
+        report = dict(result.report)
+        report["timing"] = {k: round(v, 4) for k, v in sorted(result.timing.items())}
+        write_json(stage / "report.json", report)
+        names.append("report.json")
+        if result.config.html:
+            subsets = {"gdo_1x": result.indices}
+            if result.baseline is not None:
+                subsets["uni"] = result.baseline
+            write_html(stage / "report.html", report, result.rho, subsets)
+            names.append("report.html")
+        for name in names:
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if console is not False:
+        print_summary(result.report, console)
+    return out
+
+
+def build_all(frame: pd.DataFrame, metrics: Metrics, presets: list[Preset], config: SelectConfig,
+              out_dir: str | Path, console=None) -> list[SelectResult]:
+    """Solve every preset first, then write ``out_dir/<preset>/``: one infeasible goal writes nothing."""
+    from rich.console import Console
+
+    from gdo_opt.subset.report import summary_table
+
+    console = console or Console(stderr=True)
+    names = [p.name for p in presets]
+    if len(set(names)) != len(names):
+        raise GdoError(f"presets: names repeat ({', '.join(names)}); each goal needs its own folder")
+    results = []
+    for preset in presets:
+        console.print(f"[bold]{preset.name}[/]: solving ...", highlight=False)
+        results.append(select_subset(frame, metrics, preset, config))
+    for result in results:
+        write_outputs(result, frame, metrics, Path(out_dir) / result.preset.name, console=False)
+    summary_table([r.report for r in results], console)
+    console.print(f"wrote {', '.join(str(Path(out_dir) / n) for n in names)}", highlight=False)
+    return results

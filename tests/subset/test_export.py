@@ -1,0 +1,79 @@
+"""ms-swift rows: tag count = media count, alternating roles, sorted, deterministic bytes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gdo_opt.errors import GdoError
+from gdo_opt.subset.export import check_sft_row, write_sft
+
+
+def _frame():
+    return pd.DataFrame({
+        "qa_uid": ["vv::b::t0", "ov::a::t1", "ov::a::t0", "vv::c::t0"],
+        "video_uid": ["b", "", "", "c"],
+        "question": ['What "moves"?', "Two images?", "Colour?\nSay it", "Static?"],
+        "answer": ["the ball", "yes", "red", "no"],
+        "media": [["f/0.png", "f/1.png", "f/2.png"], ["i/1.png", "i/2.png"], ["i/0.png"], ["clip.mp4"]],
+        "media_kind": ["frames", "image", "image", "video"],
+        "source": ["s1", "s2", "s2", "s3"],
+        "stratum": ["x", "y", "y", "z"],
+    })
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("frames_as", ["video", "images"])
+def test_rows_follow_ms_swift_rules(tmp_path, frames_as):
+    frame = _frame()
+    rho = np.array([0.5, 1.0, -2.0, 0.25])
+    desc = {"vds": np.array([0.1, np.nan, 0.3, 0.123456789])}
+    path = tmp_path / "out.jsonl"
+    assert write_sft(path, frame, np.arange(4), rho, desc, frames_as) == 4
+    rows = _rows(path)
+    assert [r["qa_uid"] for r in rows] == sorted(frame["qa_uid"])
+    for row in rows:
+        assert check_sft_row(row) == []
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+    by = {r["qa_uid"]: r for r in rows}
+    assert by["ov::a::t1"]["messages"][0]["content"] == "<image><image>Two images?"
+    assert by["ov::a::t1"]["images"] == ["i/1.png", "i/2.png"]
+    assert by["vv::c::t0"]["videos"] == ["clip.mp4"]
+    frames_row = by["vv::b::t0"]
+    if frames_as == "video":
+        assert frames_row["videos"] == [["f/0.png", "f/1.png", "f/2.png"]]
+        assert frames_row["messages"][0]["content"] == '<video>What "moves"?'
+    else:
+        assert frames_row["images"] == ["f/0.png", "f/1.png", "f/2.png"]
+        assert frames_row["messages"][0]["content"].startswith("<image>" * 3)
+    assert by["ov::a::t1"]["meta"]["descriptors"]["vds"] is None  # NaN -> null
+    assert by["vv::c::t0"]["meta"] == {"descriptors": {"vds": 0.123457}, "rho": 0.25, "source": "s3", "stratum": "z"}
+    assert by["ov::a::t0"]["messages"][0]["content"] == "<image>Colour?\nSay it"
+
+
+def test_bytes_are_deterministic_and_order_independent(tmp_path):
+    frame = _frame()
+    rho = np.array([0.5, 1.0, -2.0, 0.25])
+    write_sft(tmp_path / "a.jsonl", frame, np.array([0, 1, 2, 3]), rho, {})
+    write_sft(tmp_path / "b.jsonl", frame, np.array([3, 2, 1, 0]), rho, {})
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_check_sft_row_catches_bad_rows():
+    bad_tags = {"messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+                "images": ["1.png", "2.png"]}
+    assert "1 <image> tags but 2 images" in check_sft_row(bad_tags)[0]
+    bad_roles = {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "a"}]}
+    assert check_sft_row(bad_roles)
+
+
+def test_row_without_media_is_an_error(tmp_path):
+    frame = _frame()
+    frame.at[1, "media"] = []
+    with pytest.raises(GdoError, match="qa_uid = 'ov::a::t1': no media paths"):
+        write_sft(tmp_path / "x.jsonl", frame, np.arange(4), np.zeros(4), {})
+    assert not (tmp_path / "x.jsonl").exists()
