@@ -121,9 +121,9 @@ def main(argv=None) -> int:
     parser.add_argument("--generate-only", default=None, metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
     from gdo_opt.goal.metrics import load_metrics
     from gdo_opt.goal.preset import load_preset
+    from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
 
     tmp = Path(tempfile.mkdtemp(prefix="gdo-bench-"))
     candidates_path = tmp / "candidates.parquet"

@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.subset.pipeline import build_all
     from gdo_opt.commands.select import config_from, load_inputs
     from gdo_opt.goal.preset import BUILTIN, load_preset
+    from gdo_opt.subset.pipeline import build_all
 
     presets = [load_preset(p) for p in (args.presets or BUILTIN)]
     config = config_from(args)

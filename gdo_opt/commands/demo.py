@@ -74,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from gdo_opt.atomic import write_jsonl
-    from gdo_opt.subset.pipeline import SelectConfig, build_all
     from gdo_opt.errors import GdoError
     from gdo_opt.goal.metrics import load_metrics, proxy_metrics
     from gdo_opt.goal.preset import BUILTIN, load_preset
     from gdo_opt.ingest.demo_pool import make_demo_pool
     from gdo_opt.ingest.pool import ingest
+    from gdo_opt.subset.pipeline import SelectConfig, build_all
 
     console = Console(stderr=True)
     _quiet_transformers()

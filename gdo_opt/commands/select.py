@@ -60,8 +60,8 @@ def load_inputs(args: argparse.Namespace):
 
 
 def config_from(args: argparse.Namespace):
-    from gdo_opt.subset.pipeline import SelectConfig
     from gdo_opt.errors import GdoError
+    from gdo_opt.subset.pipeline import SelectConfig
 
     if args.baseline_multiplier < 0:
         raise GdoError(f"--baseline-multiplier = {args.baseline_multiplier}: must be >= 0")
@@ -76,8 +76,8 @@ def config_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.subset.pipeline import select_subset, write_outputs
     from gdo_opt.goal.preset import load_preset
+    from gdo_opt.subset.pipeline import select_subset, write_outputs
 
     preset = load_preset(args.preset)  # validate the preset before reading a large pool
     config = config_from(args)

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from gdo_opt.atomic import write_json
-from gdo_opt.subset.baseline import uniform_baseline
+from gdo_opt.errors import GdoError
 from gdo_opt.goal.budget import choose_budget
 from gdo_opt.goal.constraints import add_constraints, max_reachable, pool_view, share_caps
-from gdo_opt.errors import GdoError
-from gdo_opt.subset.export import write_sft
 from gdo_opt.goal.metrics import Metrics
 from gdo_opt.goal.preset import Preset
+from gdo_opt.goal.score import compute_score
+from gdo_opt.subset.baseline import uniform_baseline
+from gdo_opt.subset.export import write_sft
 from gdo_opt.subset.report import (
     clean_constraint_rows,
     descriptor_summaries,
@@ -32,7 +33,6 @@ from gdo_opt.subset.report import (
     print_summary,
     write_html,
 )
-from gdo_opt.goal.score import compute_score
 
 SOLVERS = ("auto", "highs", "cpsat", "greedy", "cvxpy")
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from gdo_opt.atomic import write_parquet
-from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
 from gdo_opt.cli import main
-from gdo_opt.goal.constraints import add_constraints, pool_view
 from gdo_opt.errors import GdoError
-from gdo_opt.subset.export import check_sft_row
+from gdo_opt.goal.constraints import add_constraints, pool_view
 from gdo_opt.goal.metrics import align_metrics
 from gdo_opt.goal.preset import BUILTIN, load_preset
 from gdo_opt.selection.problem import SelectionProblem
+from gdo_opt.subset.export import check_sft_row
+from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bench_select", ROOT / "experiments" / "bench_select.py")

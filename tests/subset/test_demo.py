@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from gdo_opt.cli import main
-from gdo_opt.subset.export import check_sft_row
 from gdo_opt.goal.preset import BUILTIN
+from gdo_opt.subset.export import check_sft_row
 
 SMALL = ["--n-images", "150", "--n-videos", "30", "--solver", "highs"]
 
