@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("gdo_opt.commands.merge", "merge descriptor shards into one normalized table"),
     "select": ("gdo_opt.commands.select", "build one goal's 1x subset (+ Uni-kx baseline, report)"),
     "build": ("gdo_opt.commands.build", "build the subsets of all four goal presets"),
+    "audit": ("gdo_opt.commands.audit", "evaluate a subset file against a goal: Σρ, violations, optimum, gap"),
     "train": ("gdo_opt.commands.train", "one-epoch SFT with ms-swift"),
     "eval": ("gdo_opt.commands.evaluate", "evaluate checkpoints with lmms-eval"),
     "compare": ("gdo_opt.commands.compare", "final deltas, peak match and reduction of two runs"),

@@ -67,14 +67,31 @@ def _r(x) -> float | None:
     return float(f"{x:.10g}") if np.isfinite(x) else None
 
 
-def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
-    """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
+@dataclass
+class GoalProblem:
+    """A goal made concrete on a pool: ρ, K and C_g as one SelectionProblem over the eligible rows.
+
+    ``select`` solves it and ``audit`` checks any subset against it, so both see the same goal.
+    """
+
+    problem: object  # SelectionProblem over ``eligible`` (local indices)
+    eligible: np.ndarray  # rows of the candidate table that entered the problem
+    score: object  # the Score (ρ over all candidates, missing mask, summary)
+    view: object  # PoolView of the eligible rows
+    k: int
+    budget_info: dict
+    derived: object  # constraint derivation notes
+    pool: pd.DataFrame  # the eligible rows of the candidate table (the table itself when all are)
+
+    @property
+    def rho(self) -> np.ndarray:
+        return self.score.rho
+
+
+def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> GoalProblem:
+    """ρ → eligible rows → budget K (``config.target_count`` overrides the rule) → constraints."""
     from gdo_opt.selection.problem import SelectionProblem
 
-    if config.solver not in SOLVERS:
-        raise GdoError(f"--solver = {config.solver!r}: expected one of {', '.join(SOLVERS)}")
-    timing: dict[str, float] = {}
-    t0 = time.perf_counter()
     n = len(frame)
     if n == 0:
         raise GdoError("candidates: the table is empty")
@@ -102,6 +119,19 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         derived = add_constraints(problem, view, k, feas)
     except ValueError as error:  # the engine's input checks: a constraint we derived is malformed
         raise GdoError(f"preset {preset.name}: cannot build the problem: {error}") from None
+    return GoalProblem(problem, eligible, score, view, k, budget_info, derived, pool)
+
+
+def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
+    """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
+    if config.solver not in SOLVERS:
+        raise GdoError(f"--solver = {config.solver!r}: expected one of {', '.join(SOLVERS)}")
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    n = len(frame)
+    goal = build_goal_problem(frame, metrics, preset, config)
+    problem, eligible, score, view, k = goal.problem, goal.eligible, goal.score, goal.view, goal.k
+    budget_info, derived, feas, pool = goal.budget_info, goal.derived, preset.feasibility, goal.pool
     timing["derive_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
