@@ -5,10 +5,11 @@ demo pool → ingest → descriptors → all four goal presets → ./gdo-demo/<p
 Descriptors (default): the real descriptor stage (``run_extract`` + ``merge_shards``): the cheap ones
 for every candidate (optical-flow motion, hashed-feature coverage, regex temporal cue) plus the tiny
 offline Qwen3-VL model written into the output folder, computing dependency (VDS), difficulty (PPL)
-and stability. Why these settings: the tiny model's images are capped at 32x32 pixels (4 tokens each),
-4 frames per clip (model and optical flow), 3 samples of 6 tokens, large micro-batches, one torch
-thread (the motion worker has the other core) -- that keeps the whole demo well under a minute on 2
-CPU cores. ``--metrics-mode proxy`` (and ``auto`` when torch/transformers, the ``model`` extra, are not
+and stability. Why these settings (``--mode fast`` plus overrides, printed by the run; `gdo-opt extract`
+defaults to the published settings instead): the tiny model's images are capped at 32x32 pixels (4
+tokens each), 4 frames per clip (model and optical flow), 3 samples of 6 tokens, large micro-batches,
+one torch thread (the motion worker has the other core) -- that keeps the whole demo well under a
+minute on 2 CPU cores. ``--metrics-mode proxy`` (and ``auto`` when torch/transformers, the ``model`` extra, are not
 installed) uses model-free GDO-format proxies instead.
 """
 
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # What the demo's descriptor stage computes, and with which settings (see the module docstring).
 DEMO_DESCRIPTORS = ("motion", "coverage", "temporal", "dependency", "difficulty", "stability")
 DEMO_OPTIONS = {
-    "coverage_mode": "hashed", "temporal_mode": "regex", "frames": 4, "stability_k": 3, "max_new_tokens": 6,
+    "mode": "fast", "coverage_mode": "hashed", "temporal_mode": "regex", "frames": 4, "stability_k": 3, "max_new_tokens": 6,
     "batch_size": 64, "token_budget": 32768, "chunk_size": 512, "workers": 2, "threads": 1,
     "motion_frames": 4,
 }

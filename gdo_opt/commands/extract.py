@@ -15,19 +15,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="local Qwen3-VL / Qwen2.5-VL folder (needed by model descriptors)")
     parser.add_argument("--descriptors", default=",".join(DEFAULT_DESCRIPTORS),
                         help="comma list (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="max candidates per micro-batch (default 32)")
-    parser.add_argument("--token-budget", type=int, default=16384,
-                        help="max padded tokens per micro-batch (default 16384)")
-    parser.add_argument("--frames", type=int, default=8, help="frames sampled per video (default 8)")
-    parser.add_argument("--chunk-size", type=int, default=256, help="candidates per shard chunk (default 256)")
-    parser.add_argument("--temporal-mode", choices=("model", "regex"), default="model")
-    parser.add_argument("--coverage-mode", choices=("model", "hashed"), help="default: model with --model")
-    parser.add_argument("--stability-k", type=int, default=5, help="sampled answers per candidate (default 5)")
-    parser.add_argument("--max-new-tokens", type=int, default=24, help="tokens per sampled answer (default 24)")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0, help="0 = off")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=("published", "fast"), default="published",
+                        help="published (default): every definition and default of the published GDO extractor; "
+                             "fast: our cheaper variants (docs/descriptors.md); single options below override it")
+    parser.add_argument("--batch-size", type=int, help="max candidates per micro-batch (default 32)")
+    parser.add_argument("--token-budget", type=int, help="max padded tokens per micro-batch (default 16384)")
+    parser.add_argument("--frames", type=int, help="frames fed to the model per video (published 32, fast 8)")
+    parser.add_argument("--image-frames", choices=("first", "all"), help="image rows: first image (published) or all")
+    parser.add_argument("--loss-span", choices=("turn", "answer"),
+                        help="loss tokens: answer + end of turn (published) or the answer only (fast)")
+    parser.add_argument("--chunk-size", type=int, help="candidates per shard chunk (default 256)")
+    parser.add_argument("--temporal-mode", choices=("prompt", "probe", "regex"),
+                        help="prompt (published: 3-token greedy answer), probe (fast: logits after the answer), regex")
+    parser.add_argument("--coverage-mode", choices=("published", "hidden", "hashed"),
+                        help="published (hashed text + RGB stats + descriptors), hidden (hidden states), hashed")
+    parser.add_argument("--motion", choices=("published", "fast"), help="published: 224x224, Farneback 2/2; fast: 160 px, 3/3")
+    parser.add_argument("--motion-frames", type=int, help="frames for optical flow (default 8)")
+    parser.add_argument("--stability-k", type=int, help="sampled answers per candidate (default 5)")
+    parser.add_argument("--max-new-tokens", type=int, help="tokens per sampled answer (published 32, fast 24)")
+    parser.add_argument("--temperature", type=float, help="published 0.8, fast 1.0")
+    parser.add_argument("--top-k", type=int, help="0 = off (default)")
+    parser.add_argument("--top-p", type=float, help="published 0.9, fast 1.0")
+    parser.add_argument("--jaccard", choices=("words", "tokens"), help="words of the decoded answers (published) or token ids")
+    parser.add_argument("--seed", type=int, help="sampling seed (default 0)")
     parser.add_argument("--workers", type=int, default=4, help="CPU workers for motion and decoding (default 4)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 suits small "
                         "models on a shared CPU)")
@@ -50,18 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from gdo_opt.descriptors.runner import run_extract
 
     names = [n.strip() for n in args.descriptors.split(",") if n.strip()]
-    options = {
-        "batch_size": args.batch_size, "token_budget": args.token_budget, "frames": args.frames,
-        "chunk_size": args.chunk_size, "temporal_mode": args.temporal_mode, "stability_k": args.stability_k,
-        "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
-        "top_p": args.top_p, "seed": args.seed, "workers": args.workers, "device": args.device,
-        "dtype": args.dtype, "threads": args.threads,
-    }
+    keys = ("mode", "batch_size", "token_budget", "frames", "image_frames", "loss_span", "chunk_size",
+            "temporal_mode", "coverage_mode", "motion", "motion_frames", "stability_k", "max_new_tokens",
+            "temperature", "top_k", "top_p", "jaccard", "seed", "workers", "device", "dtype", "threads")
+    options = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     for key in ("ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim"):
         if getattr(args, key) is not None:  # unset: the descriptor's own default (gdo_opt.descriptors.ost)
             options[key] = getattr(args, key)
-    if args.coverage_mode:
-        options["coverage_mode"] = args.coverage_mode
     stats = run_extract(args.candidates, args.out, model=args.model, descriptors=names, options=options,
                         progress=not args.no_progress, stop_after_chunks=args.stop_after_chunks)
     if stats["rank"] == 0:

@@ -45,6 +45,13 @@ class Descriptor:
     # Model passes this descriptor reads (see ModelEngine.PASSES); the engine runs their union once.
     passes: tuple[str, ...] = ()
 
+    def passes_for(self, options: dict) -> tuple[str, ...]:
+        """Model passes needed under ``options`` (default: the class's ``passes``)."""
+        return self.passes
+
+    def requires_model(self, options: dict) -> bool:
+        return self.needs_model
+
     def setup(self, ctx: ExtractContext) -> None:
         """Load what the descriptor needs once per process (default: nothing)."""
 
@@ -56,24 +63,29 @@ class Descriptor:
 
 
 class ModeDescriptor(Descriptor):
-    """A model descriptor with a model-free alternative, chosen by ``options[mode_option]``.
+    """A descriptor with variants chosen by ``options[mode_option]`` (first of ``modes`` by default).
 
-    ``mode`` validates the option (default ``model``); the runner asks ``requires_model``, which is
-    true only in model mode, so a model-free run needs no ``--model``."""
+    ``mode`` validates the option; the runner asks ``requires_model`` (true for ``model_modes``) and
+    ``passes_for`` (``mode_passes``), so a model-free variant needs no ``--model``."""
 
     mode_option: str = ""  # options key, e.g. "coverage_mode" (CLI flag --coverage-mode)
     modes: tuple[str, ...] = ("model",)  # accepted values
+    model_modes: tuple[str, ...] = ("model",)  # the variants that read the model
+    mode_passes: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def mode(cls, options: dict) -> str:
-        mode = str(options.get(cls.mode_option, "model"))
+        mode = str(options.get(cls.mode_option, cls.modes[0]))
         if mode not in cls.modes:
             flag = "--" + cls.mode_option.replace("_", "-")
-            raise GdoError(f"{flag} {mode}: expected {' or '.join(cls.modes)}")
+            raise GdoError(f"{flag} {mode}: expected {', '.join(cls.modes)}")
         return mode
 
     def requires_model(self, options: dict) -> bool:
-        return self.mode(options) == "model"
+        return self.mode(options) in self.model_modes
+
+    def passes_for(self, options: dict) -> tuple[str, ...]:
+        return self.mode_passes.get(self.mode(options), ())
 
 
 REGISTRY: dict[str, type[Descriptor]] = {}

@@ -20,6 +20,13 @@ import torch.nn.functional as F
 
 from gdo_opt.descriptors.model import DEFAULT_OPTIONS, Sample, VLProcessor, encode_media, prepare_sample
 from gdo_opt.descriptors.model_free import FEATURE_DIM
+from gdo_opt.descriptors.published import (
+    TEMPORAL_NEW_TOKENS,
+    normalize_texts,
+    parse_temporal,
+    temporal_messages,
+    word_jaccard,
+)
 from gdo_opt.descriptors.sampling import KeyedGumbelSampler, pairwise_jaccard, row_key
 from gdo_opt.descriptors.vision import vision_attention
 from gdo_opt.errors import GdoError
@@ -29,10 +36,11 @@ class ModelEngine:
     """Runs the batched passes for one chunk and memoizes them for the descriptors that read them.
 
     Passes: ``media`` (loss_video), ``blind`` (loss_blind), ``probe`` (temporal_prob, appended to
-    the media pass), ``features`` (pooled hidden states, from the media pass), ``generate`` (stability).
+    the media pass), ``features`` (pooled hidden states, from the media pass), ``generate`` (stability),
+    ``temporal`` (temporal_prob: the published question-only prompt, 3 greedy tokens, once per question).
     """
 
-    PASSES = ("media", "blind", "probe", "features", "generate")
+    PASSES = ("media", "blind", "probe", "features", "generate", "temporal")
 
     def __init__(self, model, proc: VLProcessor, device: str, options: dict | None = None):
         self.model, self.proc, self.device = model, proc, device
@@ -44,6 +52,7 @@ class ModelEngine:
         # transformers >= 5: precomputed vision features can be passed in, so each media is encoded once.
         self._mm_outputs = "mm_encoder_outputs" in params and hasattr(model.model, "get_image_features")
         self._features: dict[tuple, tuple] = {}
+        self._temporal: dict[str, dict] = {}  # question -> {"temporal_prob": v} (published temporal pass)
         hidden = model.config.get_text_config().hidden_size
         gen = torch.Generator().manual_seed(12345)
         self._proj = (torch.randn(hidden, FEATURE_DIM, generator=gen) / FEATURE_DIM**0.5).to(device)
@@ -196,7 +205,7 @@ class ModelEngine:
         start = prompt_mask.sum(1) + delta  # position of the first token after each prompt
         out: dict[str, dict] = {s.uid: {} for s in batch}
         if want_cont:
-            suffix = self.proc.probe_suffix if probe else []
+            suffix = self._probe_suffix() if probe else []
             conts = [s.answer + suffix for s in batch]
             width = max(len(c) for c in conts)
             ids = torch.full((len(batch), width), self.proc.pad_id, dtype=torch.long)
@@ -237,6 +246,10 @@ class ModelEngine:
             for s, v in zip(batch, jac):
                 out[s.uid]["stability"] = float(v)
         return out
+
+    def _probe_suffix(self) -> list[int]:
+        turn = self.options.get("loss_span") == "turn"
+        return self.proc.probe_suffix_after_turn if turn else self.proc.probe_suffix
 
     def _logits_processors(self, sampler, prompt_ids):
         """The processors ``generate(do_sample=True, ...)`` would build (warpers first, then ours)."""
@@ -284,7 +297,22 @@ class ModelEngine:
         gen = seq[:, length:]
         stop = torch.isin(gen, eos)
         valid = (stop.long().cumsum(-1) == 0) & (gen != self.proc.pad_id)
+        if self.options.get("jaccard") == "words":  # published: word sets of the decoded answers
+            rows = [g[v].tolist() for g, v in zip(gen.cpu(), valid.cpu())]
+            texts = [t.strip() for t in self.proc.tokenizer.batch_decode(rows, skip_special_tokens=True)]
+            return word_jaccard(texts, k)
         return pairwise_jaccard(gen, valid, k)
+
+    def _temporal_pass(self, batch: list[Sample]) -> dict[str, dict]:
+        """Published temporal need: greedy 3-token answer to the question-only prompt (no media)."""
+        seqs = [s.temporal for s in batch]
+        inputs, length = self._collate(seqs, None)
+        inputs.pop("position_ids")
+        gen = self.model.generate(**inputs, do_sample=False, max_new_tokens=TEMPORAL_NEW_TOKENS,
+                                  temperature=None, top_p=None, top_k=None,
+                                  pad_token_id=self.proc.pad_id, eos_token_id=self.proc.eos_ids)
+        texts = self.proc.tokenizer.batch_decode(gen[:, length:].tolist(), skip_special_tokens=True)
+        return {s.uid: {"temporal_prob": float(v)} for s, v in zip(batch, parse_temporal(texts))}
 
     def _blind_pass(self, batch: list[Sample]) -> dict[str, tuple]:
         seqs = [s.blind + s.answer for s in batch]
@@ -296,30 +324,42 @@ class ModelEngine:
     # ---- chunk API ------------------------------------------------------------------------------
     def prepare(self, batch: pd.DataFrame, errors: dict) -> list[Sample]:
         """Decode and preprocess each distinct media once (the turns of a clip share it; threads: PIL and
-        OpenCV release the GIL), then tokenize every candidate."""
-        rows = batch[["qa_uid", "question", "answer", "media", "media_kind"]].to_dict("records")
+        OpenCV release the GIL), then tokenize every candidate (answer spans in one tokenizer call)."""
+        batch = batch[["qa_uid", "question", "answer", "media", "media_kind"]].copy()
+        if self.options.get("text_norm") == "published":
+            batch["question"], batch["answer"] = normalize_texts(batch["question"]), normalize_texts(batch["answer"])
+        rows = batch.to_dict("records")
         frames = int(self.options["frames"])
+        first = self.options.get("image_frames") == "first"
         keys = [(tuple(str(m) for m in (r["media"] if r["media"] is not None else [])), str(r["media_kind"]))
                 for r in rows]
-        distinct = list(dict.fromkeys(keys))
+        needs_media = bool(self.wanted & {"media", "probe", "features", "generate"})
+        distinct = list(dict.fromkeys(keys)) if needs_media else []
 
         def encode(key):
             try:
-                return encode_media(list(key[0]), key[1], self.proc, frames)
+                return encode_media(list(key[0]), key[1], self.proc, frames, first)
             except Exception as error:
                 return error
 
         workers = max(1, int(self.options["workers"]))
         with ThreadPoolExecutor(workers) as threads:
             encoded = dict(zip(distinct, threads.map(encode, distinct)))
+        spans = self.proc.answer_spans([r["answer"] for r in rows], str(self.options.get("loss_span", "turn")))
+        temporal = {}
+        if "temporal" in self.wanted:
+            for q in dict.fromkeys(r["question"] for r in rows):
+                temporal[q] = self.proc.encode(self.proc.render(temporal_messages(q)))
+        empty = (torch.zeros(0), torch.zeros((0, 3), dtype=torch.long))
         samples = []
-        for row, key in zip(rows, keys):
+        for row, key, span in zip(rows, keys, spans):
             try:
-                media = encoded[key]
+                media = encoded.get(key, empty)
                 if isinstance(media, Exception):
                     raise media
-                sample = prepare_sample(row, self.proc, frames, media)
+                sample = prepare_sample(row, self.proc, self.options, media, span)
                 sample.media_key = key
+                sample.temporal = temporal.get(row["question"])
                 samples.append(sample)
             except Exception as error:
                 errors.setdefault(str(row["qa_uid"]), []).append(f"media: {type(error).__name__}: {error}")
@@ -336,7 +376,7 @@ class ModelEngine:
         if self.wanted & {"media", "probe", "features", "generate"}:
             self._encode_images(samples)
         k, new = int(self.options["stability_k"]), int(self.options["max_new_tokens"])
-        suffix = len(self.proc.probe_suffix) if "probe" in self.wanted else 0
+        suffix = len(self._probe_suffix()) if "probe" in self.wanted else 0
         cont = bool(self.wanted & {"media", "probe", "features"})
         gen = "generate" in self.wanted
 
@@ -349,10 +389,20 @@ class ModelEngine:
             plan.append(("media", self._media_pass, prompt_cost))
         if "blind" in self.wanted:
             plan.append(("blind", self._blind_pass, lambda s: len(s.blind) + len(s.answer)))
+        if "temporal" in self.wanted:
+            plan.append(("temporal", self._temporal_pass, lambda s: len(s.temporal) + TEMPORAL_NEW_TOKENS))
         for where, fn, cost in plan:
             out: dict[str, dict] = {}
-            for sub in self._pack(samples, cost):
+            todo = samples
+            if where == "temporal":  # depends on the question only: once per distinct question, memoized
+                todo = [s for s in {s.question: s for s in samples}.values() if s.question not in self._temporal]
+            for sub in self._pack(todo, cost):
                 self._guarded(fn, sub, where, out, errors)
+            if where == "temporal":
+                if len(self._temporal) > 1_000_000:
+                    self._temporal.clear()
+                self._temporal.update({s.question: out[s.uid] for s in todo if s.uid in out})
+                out = {s.uid: self._temporal[s.question] for s in samples if s.question in self._temporal}
             for uid, values in out.items():
                 found[uid].update(values)
         n = len(uids)

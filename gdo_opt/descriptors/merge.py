@@ -22,8 +22,9 @@ from gdo_opt.errors import GdoError
 
 RAW_COLUMNS = (
     "amm", "frame_diversity", "loss_video", "loss_blind", "vds", "ppl", "temporal_prob", "stability",
-    "coverage", "hardness", "ost",
+    "coverage", "hardness", "ost", "quality_score",
 )
+VECTORS = ("feat", "pub_feat")
 Z_CLIP = 5.0
 EXAMPLES = 20
 
@@ -43,11 +44,11 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_folder(folder: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+def _read_folder(folder: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
     files = sorted(folder.glob("rank*-chunk*.parquet"))
     if not files:
         raise GdoError(f"{folder}: no shard files (rank*-chunk*.parquet)")
-    frames, feats = [], []
+    frames, vectors = [], {name: [] for name in VECTORS}
     for file in files:
         try:
             table = pq.read_table(file)
@@ -55,18 +56,17 @@ def _read_folder(folder: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
             raise GdoError(f"{file}: unreadable shard ({error})") from error
         if "qa_uid" not in table.column_names:
             raise GdoError(f"{file}: no qa_uid column")
-        if "feat" in table.column_names:
-            feats.append(np.asarray(table.column("feat").combine_chunks().flatten(), dtype=np.float32)
-                         .reshape(table.num_rows, -1))
-            table = table.drop(["feat"])
+        for name in VECTORS:
+            if name in table.column_names:
+                vectors[name].append(np.asarray(table.column(name).combine_chunks().flatten(), dtype=np.float32)
+                                     .reshape(table.num_rows, -1))
+                table = table.drop([name])
         frames.append(table.to_pandas())
     df = pd.concat(frames, ignore_index=True)
-    feat = np.concatenate(feats) if feats and len(feats) == len(files) else None
     dup_mask = df["qa_uid"].duplicated(keep="first").to_numpy()
     duplicates = sorted(df.loc[dup_mask, "qa_uid"].unique().tolist())
     df = df.loc[~dup_mask].reset_index(drop=True)
-    if feat is not None:
-        feat = feat[~dup_mask]
+    feat = {name: np.concatenate(v)[~dup_mask] for name, v in vectors.items() if v and len(v) == len(files)}
     manifest = {}
     if (folder / "manifest.json").is_file():
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -105,20 +105,33 @@ def merge_shards(
     out: str | os.PathLike,
     candidates: str | os.PathLike | None = None,
     n_clusters: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
+    normalize: str | None = None,
 ) -> dict[str, Any]:
-    """Join shard folders, check coverage, cluster, normalize; write ``out`` + ``<out stem>.report.json``."""
+    """Join shard folders, check coverage, cluster, normalize; write ``out`` + ``<out stem>.report.json``.
+
+    ``normalize``: ``published`` (merge_published: published clusters, scales and quality_score) or
+    ``clip`` (our fast variant); default: what the extraction's mode says (manifest), else published.
+    ``seed`` defaults to 42 (published) or 0 (clip)."""
     out = Path(out)
     folders = [Path(s) for s in shards]
     for folder in folders:
         if not folder.is_dir():
             raise GdoError(f"{folder}: shard folder not found")
     parts = [_read_folder(f) for f in folders]
+    manifest_opts = next((p[2]["manifest"].get("options") or {} for p in parts if p[2]["manifest"]), {})
+    if normalize is None:
+        normalize = "clip" if manifest_opts.get("mode") == "fast" else "published"
+    if normalize not in ("published", "clip"):
+        raise GdoError(f"--normalize {normalize}: expected published or clip")
+    if seed is None:
+        seed = 42 if normalize == "published" else 0
     merged: pd.DataFrame | None = None
-    feat_df = None
-    for df, feat, _ in parts:
-        if feat is not None and feat_df is None:
-            feat_df = pd.DataFrame({"qa_uid": df["qa_uid"].to_numpy(), "_row": np.arange(len(df))}), feat
+    vectors: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+    for df, feats, _ in parts:
+        for name, feat in feats.items():
+            vectors.setdefault(name, (pd.DataFrame({"qa_uid": df["qa_uid"].to_numpy(), "_row": np.arange(len(df))}),
+                                      feat))
         df = df.drop(columns=[c for c in ("chunk",) if c in df.columns])
         if merged is None:
             merged = df
@@ -156,25 +169,52 @@ def merge_shards(
     merged.loc[fill_ppl, "ppl"] = np.exp(merged["loss_video"])[fill_ppl]
 
     merged["cluster"] = np.int64(-1)
-    clustering: dict[str, Any] = {"k": 0, "rows": 0}
-    if feat_df is not None:
-        index, feat = feat_df
+    clustering: dict[str, Any] = {"k": 0, "rows": 0, "normalize": normalize}
+
+    def aligned(name: str) -> np.ndarray:
+        index, feat = vectors[name]
         rows = index.set_index("qa_uid")["_row"].reindex(merged["qa_uid"]).to_numpy()
         x = np.full((len(merged), feat.shape[1]), np.nan, dtype=np.float32)
         have_row = ~np.isnan(rows)
         x[have_row] = feat[rows[have_row].astype(np.int64)]
-        labels, dist, k = _cluster(x, n_clusters, seed)
+        return x
+
+    if "pub_feat" in vectors:
+        from gdo_opt.descriptors import merge_published as mp
+
+        x = mp.features(aligned("pub_feat"), {c: merged[c].to_numpy() for c in merged.columns})
+        labels, dist, k = mp.kmeans(x, n_clusters, seed)
+        merged["cluster"] = labels
+        merged["coverage"] = np.exp(-dist)
+        merged["hardness"] = 1.0 - merged["coverage"]
+        clustering.update(k=k, rows=int(np.isfinite(dist).sum()), features="published (27 dims)",
+                          k_requested=int(n_clusters or mp.DEFAULT_K), seed=seed)
+    elif "feat" in vectors:
+        labels, dist, k = _cluster(aligned("feat"), n_clusters, seed)
         finite = np.isfinite(dist)
         scale = float(np.median(dist[finite])) if finite.any() else 1.0
         merged["cluster"] = labels
         merged["coverage"] = np.exp(-dist / (scale if scale > 0 else 1.0))
         basis = merged["loss_video"].to_numpy() if merged["loss_video"].notna().any() else dist
         merged["hardness"] = _within_cluster_rank(basis, labels)
-        clustering = {"k": k, "rows": int(finite.sum()), "distance_scale": round(scale, 8),
-                      "hardness_basis": "loss_video" if basis is not dist else "distance"}
+        clustering.update(k=k, rows=int(finite.sum()), distance_scale=round(scale, 8), seed=seed,
+                          hardness_basis="loss_video" if basis is not dist else "distance")
 
-    for column in RAW_COLUMNS:
-        merged[f"z_{column}"] = robust_z(merged[column].to_numpy())
+    scales: dict[str, Any] = {}
+    if normalize == "published":
+        from gdo_opt.descriptors import merge_published as mp
+
+        if merged["loss_video"].notna().any():
+            score, sc, stats, fallback = mp.quality({c: merged[c].to_numpy() for c in merged.columns},
+                                                    merged["coverage"].to_numpy())
+            merged["quality_score"], merged["stability"] = score, sc
+            scales = {k: {"center": _r(v[0]), "scale": _r(v[1])} for k, v in stats.items()}
+            scales["stability_fallback_rows"] = fallback
+        for column in RAW_COLUMNS:
+            merged[f"z_{column}"] = mp.published_z(merged[column].to_numpy())
+    else:
+        for column in RAW_COLUMNS:
+            merged[f"z_{column}"] = robust_z(merged[column].to_numpy())
     order = ["qa_uid", *RAW_COLUMNS, "cluster", "error", *[f"z_{c}" for c in RAW_COLUMNS]]
     extra = [c for c in merged.columns if c not in order]
     merged = merged[order + extra]
@@ -192,6 +232,7 @@ def merge_shards(
                      "duplicates": sum(len(p[2]["duplicates"]) for p in parts)},
         "errors": {"rows": int(len(errors)), "by_kind": {str(k): int(v) for k, v in sorted(by_kind.items())}},
         "clustering": clustering,
+        "published_scales": scales,
         "columns": {c: {"finite": int(np.isfinite(merged[c]).sum()),
                         "median": _r(np.nanmedian(merged[c])) if merged[c].notna().any() else None}
                     for c in RAW_COLUMNS},

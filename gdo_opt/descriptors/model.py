@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from gdo_opt.descriptors.media import MediaError, load_frames
+from gdo_opt.descriptors.settings import mode_options
 from gdo_opt.errors import GdoError
 
 PROBE_QUESTION = (
@@ -27,18 +28,8 @@ PROBE_QUESTION = (
 IMAGE_PAD = "<|image_pad|>"
 _SENTINEL = "\u2402ANSWER\u2402"
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "frames": 8,
-    "batch_size": 32,
-    "token_budget": 16384,
-    "stability_k": 5,
-    "max_new_tokens": 24,
-    "temperature": 1.0,
-    "top_k": 0,
-    "top_p": 1.0,
-    "seed": 0,
-    "workers": 2,
-}
+# Published mode unless a caller says otherwise (gdo_opt.descriptors.settings).
+DEFAULT_OPTIONS: dict[str, Any] = mode_options("published")
 
 
 def resolve_dtype(name: str | None, device: str) -> torch.dtype:
@@ -70,7 +61,12 @@ class VLProcessor:
         self.eos_ids = self._eos_ids()
         self.temporal_id = self.encode("Temporal")[0]
         self.static_id = self.encode("Static")[0]
-        self.probe_suffix = self.encode(self._probe_suffix_text())
+        self.turn_head, self.turn_tail = self._turn_pieces()
+        probe = self._probe_suffix_text()
+        self.probe_suffix = self.encode(probe)
+        # After an answer span that already ends the turn (loss_span = turn), the probe starts later.
+        tail = probe[len(self.turn_tail):] if probe.startswith(self.turn_tail) else probe
+        self.probe_suffix_after_turn = self.encode(tail)
 
     def _eos_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
@@ -100,6 +96,32 @@ class VLProcessor:
         if _SENTINEL not in text:
             raise GdoError("chat template drops the assistant turn; cannot build the temporal probe")
         return text.split(_SENTINEL, 1)[1]
+
+    def _turn_pieces(self) -> tuple[str, str]:
+        """Text the chat template puts before and after the answer in the assistant turn."""
+        prompt = self.render([self.user("Q", 0)])
+        full = self.render([self.user("Q", 0), {"role": "assistant", "content": [{"type": "text", "text": _SENTINEL}]}],
+                           generation_prompt=False)
+        if not full.startswith(prompt) or _SENTINEL not in full:
+            raise GdoError("chat template re-renders the prompt once an answer follows; cannot find the answer span")
+        head, tail = full[len(prompt):].split(_SENTINEL, 1)
+        return head, tail
+
+    def answer_spans(self, answers: list[str], span: str = "turn") -> list[list[int]]:
+        """Token ids the loss covers. ``answer``: the answer alone. ``turn`` (published): everything the
+        template adds after the generation prompt (answer + end-of-turn tokens), tokenized in context
+        after the prompt, exactly as labels = full[len(prompt):] of the published code."""
+        if span == "answer":
+            return [list(ids) for ids in self.tokenizer(list(answers), add_special_tokens=False)["input_ids"]]
+        stub = self.render([self.user("Q", 0)])
+        stub_ids = self.encode(stub)
+        texts = [stub + self.turn_head + a + self.turn_tail for a in answers]
+        out = []
+        for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]:
+            if ids[: len(stub_ids)] != stub_ids:
+                raise GdoError("tokenizer merges the generation prompt with the answer; cannot split the loss span")
+            out.append(list(ids[len(stub_ids):]))
+        return out
 
     def prompt_ids(self, question: str, grids: np.ndarray | None) -> list[int]:
         """Token ids of the user turn + generation prompt, image placeholders expanded."""
@@ -155,26 +177,38 @@ class Sample:
     pixels: torch.Tensor | None
     grids: torch.Tensor | None
     media_key: tuple | None = None  # identical for candidates that share their media (turns of a clip)
+    question: str = ""
+    temporal: list[int] | None = None  # the published temporal prompt, tokenized (temporal pass only)
 
 
-def encode_media(media, kind: str, proc: VLProcessor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode up to ``frames`` frames (or the image) and run the image processor -> (pixels, grid_thw)."""
+def encode_media(media, kind: str, proc: VLProcessor, frames: int,
+                 first_image: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode up to ``frames`` frames (or the image; ``first_image``: only the first of an image row's
+    images) and run the image processor -> (pixels, grid_thw)."""
     from PIL import Image
 
-    images = load_frames(media, str(kind), frames)
+    images = load_frames(media, str(kind), frames, first_image=first_image)
     encoded = proc.image_processor(images=[Image.fromarray(f) for f in images], return_tensors="pt")
     return encoded["pixel_values"], encoded["image_grid_thw"]
 
 
-def prepare_sample(row: dict, proc: VLProcessor, frames: int, media: tuple | None = None) -> Sample:
-    """Tokenize one candidate; ``media`` = (pixels, grids) already encoded (else decoded here)."""
+def prepare_sample(row: dict, proc: VLProcessor, options: dict, media: tuple | None = None,
+                   answer_ids: list[int] | None = None) -> Sample:
+    """Tokenize one candidate under ``options`` (frames, image_frames, loss_span; the question and answer
+    are taken as given: ``normalize_row`` applies the text normalization). ``media`` = (pixels, grids)
+    already encoded (else decoded here); ``answer_ids`` = the loss span already tokenized."""
     question, answer = str(row["question"]), str(row["answer"])
-    pixels, grids = media if media is not None else encode_media(row["media"], row["media_kind"], proc, frames)
-    answer_ids = proc.encode(answer)
-    if not answer_ids:
+    if media is None:
+        media = encode_media(row["media"], row["media_kind"], proc, int(options["frames"]),
+                             options.get("image_frames") == "first")
+    pixels, grids = media
+    if answer_ids is None:
+        answer_ids = proc.answer_spans([answer], str(options.get("loss_span", "turn")))[0]
+    if not answer.strip() or not answer_ids:
         raise MediaError("empty answer")
     return Sample(
         uid=str(row["qa_uid"]),
+        question=question,
         prompt=proc.prompt_ids(question, grids.numpy()),
         blind=proc.prompt_ids(question, None),
         answer=answer_ids,

@@ -1,5 +1,9 @@
 """motion: mean Farneback optical-flow magnitude (AMM) and mean absolute frame difference.
 
+``motion = published`` (default): ``motion_frames`` (8) of the ``frames`` (32) model frames, 224x224
+gray, Farneback levels / iterations 2 / 2 (gdo_opt.descriptors.media.motion_published); ``fast``: up
+to 8 frames at 160 px wide, 3 / 3.
+
 CPU only: the runner's process pool computes it while the model works on the same chunk
 (``prefetch`` submits, ``compute`` collects). Images score 0 without decoding anything. The turns of
 one clip share its media, so each distinct clip is computed once per process (a memo keyed by the
@@ -31,7 +35,8 @@ class Motion(Descriptor):
     @staticmethod
     def _keys(batch: pd.DataFrame, ctx: ExtractContext) -> list[tuple]:
         k = int(ctx.options.get("motion_frames", 8))
-        return [(tuple(str(m) for m in (media if media is not None else [])), str(kind), k)
+        variant, frames = str(ctx.options.get("motion", "published")), int(ctx.options.get("frames", 32))
+        return [(tuple(str(m) for m in (media if media is not None else [])), str(kind), k, variant, frames)
                 for media, kind in zip(batch["media"], batch["media_kind"])]
 
     def _todo(self, keys: list[tuple]) -> list[tuple]:
@@ -40,7 +45,7 @@ class Motion(Descriptor):
 
     def prefetch(self, batch: pd.DataFrame, ctx: ExtractContext) -> None:
         if ctx.pool is not None:
-            futures = {key: ctx.pool.submit(motion_task, list(key[0]), key[1], key[2])
+            futures = {key: ctx.pool.submit(motion_task, list(key[0]), *key[1:])
                        for key in self._todo(self._keys(batch, ctx))}
             self._pending = (tuple(batch["qa_uid"]), futures)
 
@@ -50,7 +55,7 @@ class Motion(Descriptor):
         if self._pending is not None and self._pending[0] == uids:
             found = {key: future.result() for key, future in self._pending[1].items()}
         else:
-            found = {key: motion_task(list(key[0]), key[1], key[2]) for key in self._todo(keys)}
+            found = {key: motion_task(list(key[0]), *key[1:]) for key in self._todo(keys)}
         self._pending = None
         results = [(0.0, 0.0, "") if key[1] == "image" else found.get(key) or self._memo[key] for key in keys]
         if len(self._memo) + len(found) > MEMO_MAX:

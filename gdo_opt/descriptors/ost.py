@@ -113,6 +113,17 @@ class OneStepTrain(Descriptor):
         """The extraction model is only needed when no separate proxy (``ost_model``) is given."""
         return not options.get("ost_model")
 
+    def check_options(self, options: dict) -> None:
+        """Before anything loads: the target set exists, the proxy folder exists, the mode is known."""
+        if not options.get("ost_val"):
+            raise GdoError("--ost-val is required for the ost descriptor (the target/validation set)")
+        if not Path(options["ost_val"]).is_file():
+            raise GdoError(f"--ost-val {options['ost_val']}: file not found")
+        if options.get("ost_model") and not (Path(options["ost_model"]) / "config.json").is_file():
+            raise GdoError(f"--ost-model {options['ost_model']}: not a model folder (no config.json)")
+        if options.get("ost_mode") not in (None, *ost.MODES):
+            raise GdoError(f"--ost-mode {options['ost_mode']}: expected one of {', '.join(ost.MODES)}")
+
     def setup(self, ctx: ExtractContext) -> None:
         opts = {**DEFAULTS, **{k: v for k, v in ctx.options.items() if v is not None}}
         if not opts.get("ost_val"):

@@ -16,7 +16,7 @@ def reference_descriptors(row: dict, model, proc: VLProcessor, options: dict | N
     HF's own loss, a generate call for temporal need (parsed), k separate sampled generations.
     Used by the tests (independent check of the batched losses) and as the benchmark baseline."""
     opts = {**DEFAULT_OPTIONS, **(options or {})}
-    sample = prepare_sample(row, proc, int(opts["frames"]))
+    sample = prepare_sample(row, proc, opts)
     device = next(model.parameters()).device
     result: dict[str, Any] = {}
     with torch.inference_mode():

@@ -25,17 +25,21 @@ from gdo_opt.atomic import write_json, write_parquet
 from gdo_opt.descriptors import DEFAULT_DESCRIPTORS, REGISTRY
 from gdo_opt.descriptors.base import Descriptor, ExtractContext
 from gdo_opt.descriptors.model_free import FEATURE_DIM
+from gdo_opt.descriptors.published import PUB_FEAT_DIM
+from gdo_opt.descriptors.settings import describe, resolve
 from gdo_opt.errors import GdoError
 
 MANIFEST = "manifest.json"
 # Options that change what a chunk contains or its values: a resume must use the same ones.
 PLAN_OPTIONS = (
-    "frames", "chunk_size", "temporal_mode", "coverage_mode", "stability_k", "max_new_tokens",
+    "mode", "frames", "image_frames", "text_norm", "loss_span", "jaccard", "motion", "motion_frames",
+    "chunk_size", "temporal_mode", "coverage_mode", "stability_k", "max_new_tokens",
     "temperature", "top_k", "top_p", "seed", "batch_size", "token_budget", "dtype",
     "ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim", "ost_proj", "ost_seed",
     "ost_max_len", "ost_exact_max", "ost_dtype",
 )
 REQUIRED_COLUMNS = ("qa_uid", "question", "answer", "media", "media_kind")
+VECTOR_COLUMNS = {"feat": FEATURE_DIM, "pub_feat": PUB_FEAT_DIM}  # fixed-size float32 lists in the shards
 
 
 def load_candidate_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -113,9 +117,9 @@ def _check_manifest(out: Path, manifest: dict) -> None:
 def _shard_table(batch: pd.DataFrame, values: dict[str, np.ndarray], columns: list[str], errors: dict) -> pa.Table:
     arrays = {"qa_uid": pa.array(batch["qa_uid"].astype(str).tolist(), pa.string())}
     for column in columns:
-        if column == "feat":
-            flat = np.asarray(values["feat"], dtype=np.float32).reshape(-1)
-            arrays["feat"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), FEATURE_DIM)
+        if column in VECTOR_COLUMNS:
+            flat = np.asarray(values[column], dtype=np.float32).reshape(-1)
+            arrays[column] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), VECTOR_COLUMNS[column])
         else:
             arrays[column] = pa.array(np.asarray(values[column], dtype=np.float64), pa.float64())
     arrays["error"] = pa.array(["; ".join(errors.get(u, [])) for u in batch["qa_uid"].astype(str)], pa.string())
@@ -140,29 +144,19 @@ def run_extract(
     progress: bool = True,
     stop_after_chunks: int | None = None,
 ) -> dict[str, Any]:
-    """Compute the selected descriptors for this rank's chunks; returns counts for this rank."""
-    from gdo_opt.descriptors.model import DEFAULT_OPTIONS
+    """Compute the selected descriptors for this rank's chunks; returns counts for this rank.
 
-    opts = {**DEFAULT_OPTIONS, "chunk_size": 256, "temporal_mode": "model", "device": "auto", "dtype": "auto",
-            "coverage_mode": "model" if model else "hashed", **(options or {})}
-    names = list(descriptors or DEFAULT_DESCRIPTORS)
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown:
-        raise GdoError(f"--descriptors: unknown {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})")
-    instances: list[Descriptor] = [REGISTRY[n]() for n in names]
-    needs = [d for d in instances if (d.requires_model(opts) if hasattr(d, "requires_model") else d.needs_model)]
-    if needs and not model:
-        raise GdoError(f"--model is required for: {', '.join(d.name for d in needs)}")
-
+    Every argument is checked before anything is loaded or created (``check_extract``)."""
+    opts, names, instances, needs = check_extract(candidates, out, model, descriptors, options)
     rank, world, local_rank = distributed_env()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     candidates = Path(candidates)
     opts["candidates"] = str(candidates)  # OST decontaminates its target set against the whole pool
     table = load_candidate_table(candidates).sort_values("qa_uid", kind="stable").reset_index(drop=True)
     chunks = plan_chunks(table, int(opts["chunk_size"]), int(opts["frames"]))
     manifest = _manifest(candidates, table, names, opts, len(chunks), model)
     _check_manifest(out, manifest)
+    out.mkdir(parents=True, exist_ok=True)
 
     ctx = ExtractContext(options=opts, rank=rank, world_size=world)
     device = str(opts["device"])
@@ -186,15 +180,15 @@ def run_extract(
         ctx.model, ctx.processor = load_model(model, device, opts["dtype"])
         ctx.dtype, ctx.device = ctx.model.dtype, device
         ctx.engine = ModelEngine(ctx.model, ctx.processor, device, opts)
-        for d in needs:
-            ctx.engine.request(*d.passes)
+        for d in instances:
+            ctx.engine.request(*d.passes_for(opts))
     dist = _init_distributed(world, device) if world > 1 else None
     if rank == 0:
         write_json(out / MANIFEST, manifest)
 
     columns: list[str] = []
     for d in instances:
-        columns.extend(c for c in d.columns if c not in columns)
+        columns.extend(c for c in _columns(d, opts) if c not in columns)
     for d in instances:
         d.setup(ctx)
 
@@ -205,7 +199,7 @@ def run_extract(
     mine = [c for c in range(len(chunks)) if c % world == rank and c not in done]
     workers = int(opts["workers"])
     pool = None
-    if "motion" in names and workers > 0:
+    if any(getattr(d, "uses_pool", False) or d.name == "motion" for d in instances) and workers > 0:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     ctx.pool = pool
     stats = {"rank": rank, "world_size": world, "chunks": 0, "candidates": 0, "errors": 0,
@@ -218,6 +212,8 @@ def run_extract(
         TextColumn("{task.fields[rate]:.1f} cand/s"), TimeRemainingColumn(), TextColumn("errors {task.fields[errors]}"),
         console=Console(stderr=True), disable=not progress or rank != 0,
     )
+    if progress and rank == 0:
+        bar.console.print(f"extract: {', '.join(names)}; {describe(opts)}", highlight=False)
     start = time.perf_counter()
     try:
         with bar:
@@ -238,16 +234,21 @@ def run_extract(
                     except Exception as error:  # a broken descriptor on one chunk must not kill the run
                         for uid in batch["qa_uid"].astype(str):
                             ctx.add_error(uid, d.name, f"{type(error).__name__}: {error}")
-                        for col in d.columns:
-                            values[col] = (np.full((len(batch), FEATURE_DIM), np.nan, np.float32) if col == "feat"
-                                           else np.full(len(batch), np.nan))
+                        for col in _columns(d, opts):
+                            values[col] = (np.full((len(batch), VECTOR_COLUMNS[col]), np.nan, np.float32)
+                                           if col in VECTOR_COLUMNS else np.full(len(batch), np.nan))
                 write_parquet(chunk_path(out, rank, c), _shard_table(batch, values, columns, ctx.errors))
                 stats["chunks"] += 1
                 stats["candidates"] += len(batch)
                 stats["errors"] += len(ctx.errors)
                 elapsed = time.perf_counter() - start
-                bar.update(task, advance=len(batch), rate=stats["candidates"] / max(elapsed, 1e-9),
-                           errors=stats["errors"])
+                rate = stats["candidates"] / max(elapsed, 1e-9)
+                bar.update(task, advance=len(batch), rate=rate, errors=stats["errors"])
+                if stats["chunks"] == 1 and progress and rank == 0:
+                    left = sum(len(chunks[c]) for c in mine) - stats["candidates"]
+                    bar.console.print(f"extract: first chunk {len(batch)} candidates in {elapsed:.1f}s "
+                                      f"({rate:.1f} cand/s); ETA {_duration(left / max(rate, 1e-9))} for "
+                                      f"{left} more on this rank", highlight=False)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -265,3 +266,39 @@ def run_extract(
         stats["all_candidates"], stats["all_errors"] = int(totals[0]), int(totals[1])
         dist.destroy_process_group()
     return stats
+
+
+def _columns(d: Descriptor, opts: dict) -> tuple[str, ...]:
+    return d.columns_for(opts) if hasattr(d, "columns_for") else d.columns
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def check_extract(candidates, out, model, descriptors, options) -> tuple[dict, list[str], list[Descriptor], list]:
+    """Check every argument of an extraction before anything is loaded or written: options (mode and
+    values), descriptor names, the candidate table, the model folder, each descriptor's own options.
+    Returns (resolved options, names, descriptor instances, those that need the model)."""
+    opts = {"device": "auto", "dtype": "auto", **resolve(options)}
+    names = list(descriptors or DEFAULT_DESCRIPTORS)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise GdoError(f"--descriptors: unknown {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})")
+    instances: list[Descriptor] = [REGISTRY[n]() for n in names]
+    needs = [d for d in instances if d.requires_model(opts)]
+    for d in instances:
+        if hasattr(d, "check_options"):
+            d.check_options(opts)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise GdoError(f"--out {out}: exists and is not a folder")
+    if not Path(candidates).is_file():
+        raise GdoError(f"--candidates {candidates}: candidate table not found (run `gdo-opt ingest` first)")
+    if needs and not model:
+        raise GdoError(f"--model is required for: {', '.join(d.name for d in needs)}")
+    if needs and not (Path(model) / "config.json").is_file():
+        raise GdoError(f"--model {model}: not a model folder (no config.json); for a test run use "
+                       "`gdo-opt make-tiny-model DIR` (the demo writes one to gdo-demo/tiny-model)")
+    return opts, names, instances, needs
+

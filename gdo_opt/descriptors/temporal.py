@@ -1,9 +1,12 @@
-"""temporal: P("Temporal") from the next-token logits of a probe question, or the regex cue.
+"""temporal: does answering the question need temporal information?
 
-Model mode appends "... Answer with one word: Temporal or Static." after the answer in the
-with-media pass (causal attention leaves the answer loss unchanged) and compares the logits of the
-first token of each word: no generation, no parsing, and no extra forward pass. Regex mode
-(``temporal_mode=regex``) is free: 1.0 when the candidate table's regex cue says ``temporal``.
+``prompt`` (published, default): the model answers, greedily in 3 tokens, the question-only prompt
+"Decide if the question requires temporal reasoning over multiple frames. Answer only one word:
+Temporal or Static. Question: …" (no media) -> 1.0 / 0.0 / 0.5 when neither word appears. Once per
+distinct question (gdo_opt.descriptors.published). ``probe``: "… Answer with one word: Temporal or
+Static." is appended after the answer in the with-media pass and P = softmax over the next-token logits
+of the two words: no generation and no extra pass, sees the media, and gives a graded value instead of
+three levels. ``regex``: 1.0 when the candidate table's regex cue says ``temporal``, no model.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ class TemporalNeed(ModeDescriptor):
     name = "temporal"
     columns = ("temporal_prob",)
     needs_model = True
-    passes = ("probe",)
     mode_option = "temporal_mode"
-    modes = ("model", "regex")
+    modes = ("prompt", "probe", "regex")
+    model_modes = ("prompt", "probe")
+    mode_passes = {"prompt": ("temporal",), "probe": ("probe",)}
 
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
         if self.mode(ctx.options) == "regex":

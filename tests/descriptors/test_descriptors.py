@@ -19,11 +19,15 @@ from gdo_opt.descriptors.merge import merge_shards  # noqa: E402
 from gdo_opt.descriptors.model import load_model  # noqa: E402
 from gdo_opt.descriptors.reference import reference_descriptors  # noqa: E402
 from gdo_opt.descriptors.runner import run_extract  # noqa: E402
+from gdo_opt.descriptors.settings import resolve  # noqa: E402
 from gdo_opt.errors import GdoError  # noqa: E402
 
 # Small settings so the whole file runs in about a minute on 2 CPU cores.
-OPTS = {"frames": 4, "stability_k": 3, "max_new_tokens": 6, "chunk_size": 16, "workers": 1, "batch_size": 16}
-REF_OPTS = {"frames": 4, "stability_k": 3, "max_new_tokens": 6}
+# `fast` mode here (probe temporal need, hidden-state coverage); tests/descriptors/test_published.py checks
+# the published mode against an independent re-computation.
+OPTS = {"mode": "fast", "frames": 4, "stability_k": 3, "max_new_tokens": 6, "chunk_size": 16, "workers": 1,
+        "batch_size": 16}
+REF_OPTS = {**resolve({"mode": "fast"}), "frames": 4, "stability_k": 3, "max_new_tokens": 6}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +153,8 @@ def test_oom_splits_batch_and_bad_media_is_recorded(world, monkeypatch):
 def test_model_free_descriptors_and_errors(world, tmp_path):
     out = tmp_path / "cheap"
     stats = run_extract(world["cands"], out, descriptors=["motion", "temporal", "coverage"],
-                        options={**OPTS, "temporal_mode": "regex"}, progress=False)
+                        options={**OPTS, "temporal_mode": "regex", "coverage_mode": "hashed"},
+                        progress=False)
     assert stats["errors"] == 0
     report = merge_shards([out], tmp_path / "cheap.parquet")
     merged = pd.read_parquet(tmp_path / "cheap.parquet")
@@ -171,7 +176,7 @@ def test_torchrun_two_processes_equal_one(world):
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "gdo_opt.cli", "extract",
            "--candidates", str(world["cands"]), "--model", str(world["model"]), "--out", str(out),
-           "--frames", "4", "--stability-k", "3", "--max-new-tokens", "6", "--chunk-size", "16",
+           "--mode", "fast", "--frames", "4", "--stability-k", "3", "--max-new-tokens", "6", "--chunk-size", "16",
            "--batch-size", "16", "--workers", "1", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -199,7 +204,7 @@ def test_extract_cli_ost_column_is_finite(world, tmp_path, capsys):
     out = tmp_path / "ost"
     args = ["extract", "--candidates", str(world["cands"]), "--model", str(world["model"]), "--out", str(out),
             "--descriptors", "ost", "--ost-val", str(val), "--ost-mode", "first_order", "--ost-lr", "0.01",
-            "--ost-proj-dim", "64", "--chunk-size", "64", "--workers", "0", "--no-progress"]
+            "--ost-proj-dim", "64", "--chunk-size", "64", "--workers", "0", "--mode", "fast", "--no-progress"]
     assert main(args) == 0
     assert "2 target items (1 dropped" in capsys.readouterr().err  # decontaminated against the pool
     got = _shards(out)
