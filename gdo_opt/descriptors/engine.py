@@ -312,7 +312,8 @@ class ModelEngine:
                                   temperature=None, top_p=None, top_k=None,
                                   pad_token_id=self.proc.pad_id, eos_token_id=self.proc.eos_ids)
         texts = self.proc.tokenizer.batch_decode(gen[:, length:].tolist(), skip_special_tokens=True)
-        return {s.uid: {"temporal_prob": float(v)} for s, v in zip(batch, parse_temporal(texts))}
+        return {s.uid: {"temporal_prob": float(v), "temporal_text": t}
+                for s, v, t in zip(batch, parse_temporal(texts), texts)}
 
     def _blind_pass(self, batch: list[Sample]) -> dict[str, tuple]:
         seqs = [s.blind + s.answer for s in batch]
