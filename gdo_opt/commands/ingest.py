@@ -14,12 +14,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="append", default=[], metavar="FILE",
                         help="LLaVA-Video JSONL (qa_uid vv::{id}::t{k}); repeatable")
     parser.add_argument("--pool", action="append", default=[], metavar="FILE",
-                        help="generic JSONL or Parquet with messages + images/videos (gen::{id}::t{k}); repeatable")
+                        help="generic JSONL or Parquet with messages + images/videos (gen::{id}::t{k}); repeatable. "
+                             "--onevision/--video/--pool also take Hugging Face data: Parquet with embedded image "
+                             "bytes, a folder of Parquet shards, a `datasets` save_to_disk folder, or any fsspec URL")
     parser.add_argument("--exclude", action="append", default=[], metavar="FILE",
                         help="benchmark/eval JSONL: candidates whose question or QA appears there are dropped")
     parser.add_argument("--target-frames", type=int, default=32, help="resample frame lists to N frames (default 32)")
     parser.add_argument("--media-root", default=None,
                         help="resolve relative media paths against this folder (default: each file's folder)")
+    parser.add_argument("--media-dir", default=None, metavar="DIR",
+                        help="where embedded media bytes are written, one file per distinct blob named by its "
+                             "SHA-256 (default: OUT/media)")
     parser.add_argument("--source-groups", default=None, metavar="JSON",
                         help="JSON object data_source -> group (default: prefix before the first '/' or '_')")
     parser.add_argument("--frames-fps", type=float, default=1.0,
@@ -52,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     result = ingest(onevision=args.onevision, video=args.video, pool=args.pool, exclude=args.exclude,
                     target_frames=args.target_frames, strict=args.strict, out_dir=args.out,
                     progress=not args.no_progress, media_root=args.media_root, workers=args.workers,
-                    check_media=args.check_media, source_groups=groups, frames_fps=args.frames_fps)
+                    check_media=args.check_media, source_groups=groups, frames_fps=args.frames_fps,
+                    media_dir=args.media_dir)
     print_profile(result.profile)
     from rich.console import Console
 

@@ -33,7 +33,6 @@ from gdo_opt.ingest.read import (
     RawBlock,
     SkipLog,
     iter_jsonl_blocks,
-    iter_parquet_blocks,
     parse_jsonl_block,
 )
 from gdo_opt.ingest.text import (
@@ -76,6 +75,7 @@ class IngestOptions:
     media_root: str | None = None
     frames_fps: float = 1.0  # frames per second assumed for frame lists without a `duration`
     source_groups: dict[str, str] | None = None
+    media_dir: str | None = None  # where embedded media bytes are written (content-addressed)
 
 
 @dataclass
@@ -267,16 +267,16 @@ def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions) ->
 
 # ---------------------------------------------------------------- files -> table
 def _check_file(path: str | os.PathLike) -> Path:
+    from gdo_opt.ingest.hf import is_url
+
     p = Path(path)
+    if is_url(str(path)) or p.is_dir():  # Hugging Face-style sources: checked by gdo_opt.ingest.hf
+        return p
     if not p.exists():
         raise GdoError(f"{path}: no such file")
     if not p.is_file():
         raise GdoError(f"{path}: not a file")
     return p
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq")
 
 
 def _jsonl_job(buf: bytes, first_line: int, kind: str, file: str, opts: IngestOptions, spill: str | None,
@@ -295,8 +295,10 @@ def _jsonl_job(buf: bytes, first_line: int, kind: str, file: str, opts: IngestOp
 def _blocks(path: Path, file: str, kind: str, opts: IngestOptions, pool: ProcessPoolExecutor | None,
             workers: int, spill_dir: str | None) -> Iterable[tuple[pa.Table, SkipLog, int]]:
     """Process the blocks of one file (in worker processes when ``pool``), yielding in file order."""
-    if _is_parquet(path):
-        for block in iter_parquet_blocks(path, file):
+    from gdo_opt.ingest.hf import is_hf_source, iter_hf_blocks
+
+    if is_hf_source(file):  # Parquet (embedded bytes or paths), save_to_disk folders, fsspec URLs
+        for block in iter_hf_blocks(file, file, opts.media_dir, opts.media_root):
             yield process_block(block, kind, file, opts), block.skips, block.n_bytes
         return
     if pool is None:
@@ -402,7 +404,7 @@ def build_table(
         raise GdoError("no input files: give --onevision, --video and/or --pool")
     workers = max(1, workers or min(4, os.cpu_count() or 1))
     skips, tables, stats = SkipLog(), [], []
-    total = sum(p.stat().st_size for _, _, p in checked)
+    total = sum(p.stat().st_size if p.is_file() else 0 for _, _, p in checked)
     bar = _progress(progress)
     pool = spill_dir = None
     if workers > 1 and total > 2 * pool_read.BLOCK_BYTES:  # small inputs: not worth starting processes
@@ -485,16 +487,22 @@ def ingest(
     check_media: bool = False,
     source_groups: dict[str, str] | None = None,
     frames_fps: float = 1.0,
+    media_dir: str | os.PathLike | None = None,
 ) -> IngestResult:
     """Pool files -> candidate table + profile; writes ``out_dir/candidates.parquet`` and
     ``out_dir/profile.json`` atomically when ``out_dir`` is given.
 
     Bad rows are skipped and counted by reason (first examples with file:line); ``strict=True``
     turns any skip into a ``GdoError``. A missing file or a file with no usable row is an error.
+    Embedded media bytes (Hugging Face Parquet / datasets) are written to ``media_dir`` (default
+    ``out_dir/media``), one content-addressed file per distinct blob.
     """
+    if media_dir is None and out_dir is not None:
+        media_dir = Path(out_dir) / "media"
     opts = IngestOptions(target_frames=int(target_frames),
                          media_root=None if media_root is None else os.path.abspath(media_root),
-                         frames_fps=float(frames_fps), source_groups=source_groups)
+                         frames_fps=float(frames_fps), source_groups=source_groups,
+                         media_dir=None if media_dir is None else os.path.abspath(media_dir))
     inputs = ([("onevision", p) for p in onevision] + [("video", p) for p in video]
               + [("pool", p) for p in pool])
     table, skips, stats = build_table(inputs, opts, workers=workers, progress=progress)

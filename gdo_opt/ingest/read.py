@@ -20,8 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from gdo_opt.errors import GdoError
-
 BLOCK_BYTES = 8 << 20
 STR_LIST = pa.list_(pa.string())
 _MSG = pa.struct([("role", pa.string()), ("content", pa.string()), ("from", pa.string()), ("value", pa.string())])
@@ -318,22 +316,3 @@ def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tu
     if rest.strip():
         yield rest, line
 
-
-def iter_parquet_blocks(path: Path, file: str, batch_rows: int = 200_000) -> Iterator[RawBlock]:
-    """Parquet pools (ms-swift / HF style): record batches -> blocks; ``line`` is the 1-based row."""
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise GdoError(f"{file}: not a readable Parquet file ({error})") from error
-    wanted = [c for c in pf.schema_arrow.names if c in _FIELDS]
-    start = 1
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
-        table = pa.Table.from_batches([batch])
-        lines = np.arange(start, start + table.num_rows, dtype=np.int64)
-        try:
-            yield arrow_to_block(table, lines, n_bytes=batch.nbytes)
-        except _TypeMismatch as error:
-            raise GdoError(f"{file}: {error}") from error
-        start += table.num_rows
