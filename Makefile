@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 
-.PHONY: setup demo test lint bench test-heavy setup-heavy clean
+.PHONY: setup setup-browser demo test lint bench test-heavy setup-heavy clean
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,11 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup
+# Debian's chromium renders report.html in tests/subset/test_report_browser.py (skips if not installable).
+setup-browser:
+	scripts/setup-browser.sh
+
+test: setup setup-browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

@@ -381,10 +381,12 @@ class SelectionProblem:
                         "groups": int(fam.labels.size),
                         "bounded_groups": int(groups.size),
                         "lo": float(lo.min()) if groups.size else 0.0,
-                        "hi": float(fam.hi[groups].max()) if groups.size else math.inf,
+                        # the bound as set (a cap no group reaches is still the cap)
+                        "hi": float(fam.hi[groups].max()) if groups.size else _finite_max(fam.hi),
                         "achieved": float(got.sum()) if groups.size else 0.0,
                         "binding": int(binding.sum()),
                         "violated": int(violated.sum()),
+                        "largest_group": float(counts.max()) if counts.size else 0.0,
                     }
                 )
                 if fam.labels.size <= detail_limit:
@@ -404,6 +406,10 @@ class SelectionProblem:
                     share,
                 )
                 row.update(count=a, of=b)
+                # tight at whole rows: one more (or one fewer) row of the mask would break a bound
+                lo_s, hi_s = fam.lo, fam.hi
+                row["binding"] = bool(b > 0 and ((hi_s is not None and hi_s < 1 and (a + 1) / b > hi_s + 1e-12)
+                                                 or (lo_s is not None and lo_s > 0 and (a - 1) / b < lo_s - 1e-12)))
                 rows.append(row)
             else:
                 values = fam.matrix @ x
@@ -496,6 +502,11 @@ class SelectionProblem:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _finite_max(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else math.inf
 
 
 def _table_row(name, kind, group, lo, hi, achieved) -> dict:

@@ -26,12 +26,12 @@ from gdo_opt.goal.preset import Preset
 from gdo_opt.goal.score import compute_score
 from gdo_opt.subset.baseline import uniform_baseline
 from gdo_opt.subset.export import write_sft
+from gdo_opt.subset.missing import missing_summary
 from gdo_opt.subset.report import (
     clean_constraint_rows,
     descriptor_summaries,
     field_distributions,
     print_summary,
-    write_html,
 )
 
 SOLVERS = ("auto", "highs", "cpsat", "greedy", "cvxpy")
@@ -179,6 +179,8 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         },
         "metrics": metrics.summary(),
         "score": score.summary(preset.score.missing, preset.score.missing_penalty),
+        "missing_descriptors": missing_summary(score, preset.score.missing, preset.score.missing_penalty, n,
+                                               chosen, int(view.n)),
         "budget": budget_info,
         "solve": {
             "solver": selection.solver,
@@ -198,11 +200,13 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         "baseline": baseline_info,
         "fields": field_distributions(pool, subsets),
         "descriptors": descriptor_summaries({k_: v[eligible] for k_, v in metrics.values.items()}, subsets),
-        "outputs": {"gdo_1x": "gdo_1x.jsonl", "report": "report.json"},
+        "outputs": {"gdo_1x": "gdo_1x.jsonl", "report": "report.json", "timings": "timings.json"},
         "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
     }
     if baseline is not None:
         report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier}x.jsonl"
+    if config.html:
+        report["outputs"]["html"] = "report.html"
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(selection.seconds)
     return SelectResult(preset, config, chosen, baseline, score.rho, eligible, report, timing)
@@ -227,16 +231,21 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
             write_sft(stage / name, frame, result.baseline, result.rho, metrics.values, result.config.frames_as)
             names.append(name)
         result.timing["export_s"] = time.perf_counter() - t0
-        report = dict(result.report)
-        report["timing"] = {k: round(v, 4) for k, v in sorted(result.timing.items())}
-        write_json(stage / "report.json", report)
+        # report.json / report.html hold no wall-clock number: same inputs + seed -> same bytes
+        write_json(stage / "report.json", result.report)
         names.append("report.json")
         if result.config.html:
+            from gdo_opt.subset.report_html import write_html
+
+            t1 = time.perf_counter()
             subsets = {"gdo_1x": result.indices}
             if result.baseline is not None:
                 subsets["uni"] = result.baseline
-            write_html(stage / "report.html", report, result.rho, subsets)
+            write_html(stage / "report.html", result.report, result.rho, subsets, metrics.values)
             names.append("report.html")
+            result.timing["html_s"] = time.perf_counter() - t1
+        write_json(stage / "timings.json", {k: round(v, 4) for k, v in sorted(result.timing.items())})
+        names.append("timings.json")
         for name in names:
             os.replace(stage / name, out / name)
     finally:

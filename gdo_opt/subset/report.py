@@ -1,22 +1,16 @@
-"""What a build did and why: report.json (deterministic), a rich summary, report.html with plots.
+"""What a build did and why: report.json (deterministic) and the console summaries.
 
-report.json carries no wall-clock numbers except under ``timing`` so two runs with the same
-inputs and seed can be compared byte for byte once ``timing`` is dropped.
+report.json carries no wall-clock number (they go to timings.json), so two runs with the same
+inputs and seed give the same bytes. report.html is ``report_html``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-
-from gdo_opt.atomic import write_text
 
 FIELDS = ("bucket", "source_group", "duration_bucket", "temporal_category", "question_form",
           "q_len_bucket", "a_len_bucket")
@@ -95,33 +89,52 @@ def clean_constraint_rows(rows: list[dict]) -> list[dict]:
 
 
 def print_summary(report: dict, console=None) -> None:
-    """Rich tables on stderr: solve result, budget, constraints, field shares."""
+    """Rich tables on stderr (80 columns): solve result, constraint families, field shares, missing."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from gdo_opt.subset.report_html import fmt
+
     console = console or Console(stderr=True)
-    s = report["solve"]
-    console.print(
-        f"[bold]{report['preset']['name']}[/]: {report['selected']} selected of {report['pool']['eligible']} "
-        f"(K = {report['budget']['k']}, {report['budget']['kind']}) | solver {s['solver']} "
-        f"{s['status']} | objective {s['objective']} | bound {s['bound']} | gap {s['gap']}"
-    )
-    table = Table(title="constraints", show_lines=False)
-    for col in ("name", "group", "lo", "hi", "achieved", "binding"):
-        table.add_column(col, justify="right" if col in ("lo", "hi", "achieved") else "left")
+    s, b = report["solve"], report["budget"]
+    console.print(f"[bold]{report['preset']['name']}[/]: {fmt(report['selected'])} selected of "
+                  f"{fmt(report['pool']['eligible'])} (K = {fmt(b['k'])}, {b['kind']} budget)", highlight=False)
+    console.print(f"solver {s['solver']}: {s['status']}, objective {fmt(s['objective'])}, bound {fmt(s['bound'])}, "
+                  f"gap {_gap(s['gap'])}", highlight=False)
+    table = Table(title="constraints", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("family", "scope", "lo", "hi", "achieved", "binding"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis",
+                         justify="right" if col in ("lo", "hi", "achieved", "binding") else "left")
+    detailed = {r["name"] for r in report["constraints"] if r.get("group") == "*"}
     for row in report["constraints"]:
-        if row.get("group") not in (None, "*") and row["name"] == "stratum_quota":
-            continue  # per-stratum detail lives in report.json
-        table.add_row(str(row["name"]), "" if row.get("group") is None else str(row["group"]),
-                      str(row.get("lo")), str(row.get("hi")), str(row.get("achieved")), str(row.get("binding")))
+        star = row.get("group") == "*"
+        if row["name"] in detailed and not star:
+            continue  # per-group rows live in report.json / report.html
+        binding = f"{row.get('binding')}/{row.get('bounded_groups')}" if star else ("yes" if row.get("binding") else "")
+        scope = "all groups" if star else ("" if row.get("group") is None else str(row["group"])[:18])
+        table.add_row(str(row["name"]), scope, fmt(row.get("lo"), 4), fmt(row.get("hi"), 4),
+                      fmt(row.get("achieved"), 4), binding)
     console.print(table)
-    fields = Table(title="subset vs pool (Jensen–Shannon divergence, base 2)")
+    fields = Table(title="JS divergence vs pool", box=box.SIMPLE_HEAD, pad_edge=False)
     fields.add_column("field")
     fields.add_column("JS 1x", justify="right")
     fields.add_column("JS uni", justify="right")
     for name, entry in report["fields"].items():
-        fields.add_row(name, str(entry.get("js_gdo_1x_vs_pool")), str(entry.get("js_uni_vs_pool", "")))
+        fields.add_row(name, fmt(entry.get("js_gdo_1x_vs_pool"), 3), fmt(entry.get("js_uni_vs_pool"), 3))
     console.print(fields)
+    missing = report.get("missing_descriptors")
+    if missing:
+        console.print(f"descriptors: {missing['text']}", highlight=False)
+
+
+def _gap(gap) -> str:
+    """Short gap for narrow tables: 0, 2e-05, 0.013."""
+    if gap is None:
+        return "-"
+    if gap == 0:
+        return "0"
+    return f"{gap:.0e}" if abs(gap) < 1e-3 else f"{gap:.2g}"
 
 
 def summary_table(reports: list[dict], console=None) -> None:
@@ -144,76 +157,15 @@ def summary_table(reports: list[dict], console=None) -> None:
         shares = {row["name"]: row for row in r["constraints"]}
         table.add_row(
             r["preset"]["name"], str(r["selected"]), r["solve"]["status"],
-            short(r["solve"]["objective"], 6), short(r["solve"]["gap"], 2),
+            short(r["solve"]["objective"], 6), _gap(r["solve"]["gap"]),
             short(shares.get("video_share", {}).get("achieved", ""), 3),
             short(shares.get("temporal_share", {}).get("achieved", ""), 3),
             str(r.get("baseline", {}).get("size", "")), str(r["score"]["missing_candidates"]),
         )
     console.print(table)
-
-
-# ------------------------------------------------------------------------------------------ html
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def write_html(path: str | Path, report: dict, rho: np.ndarray, subsets: dict[str, np.ndarray]) -> None:
-    """report.html: score distribution selected vs pool and shares per field, as embedded PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = []
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    bins = np.histogram_bin_edges(rho, bins=50)
-    ax.hist(rho, bins=bins, density=True, alpha=0.45, label=f"pool ({rho.size})")
-    for name, idx in subsets.items():
-        if idx.size:
-            ax.hist(rho[idx], bins=bins, density=True, histtype="step", linewidth=1.6, label=f"{name} ({idx.size})")
-    ax.set_xlabel("ρ (shared score)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    images.append(("score distribution", _png(fig)))
-    plt.close(fig)
-
-    for name, entry in report["fields"].items():
-        labels = list(entry["pool"])[:20]
-        pool_total = sum(entry["pool"].values()) or 1
-        fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.2))
-        y = np.arange(len(labels))
-        series = [("pool", entry["pool"])] + [(s, entry.get(s, {})) for s in subsets]
-        height = 0.8 / len(series)
-        for k, (sname, counts) in enumerate(series):
-            total = sum(counts.values()) or 1
-            share = [counts.get(lab, 0) / (pool_total if sname == "pool" else total) for lab in labels]
-            ax.barh(y + k * height, share, height=height, label=sname)
-        ax.set_yticks(y + 0.4 - height / 2, labels, fontsize=7)
-        ax.set_xlabel("share")
-        ax.set_title(name, fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        images.append((f"shares: {name}", _png(fig)))
-        plt.close(fig)
-
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r['name']))}</td><td>{html.escape(str(r.get('group', '')))}</td>"
-        f"<td>{r.get('lo')}</td><td>{r.get('hi')}</td><td>{r.get('achieved')}</td><td>{r.get('binding')}</td></tr>"
-        for r in report["constraints"]
-    )
-    s = report["solve"]
-    body = [
-        f"<h1>GDO subset: {html.escape(report['preset']['name'])}</h1>",
-        f"<p>{report['selected']} selected of {report['pool']['eligible']} eligible; solver {html.escape(s['solver'])}, "
-        f"status {html.escape(s['status'])}, objective {s['objective']}, bound {s['bound']}, gap {s['gap']}.</p>",
-        f"<p>Budget: {html.escape(str(report['budget']))}</p>",
-        "<h2>Constraints</h2><table border=1 cellspacing=0><tr><th>name</th><th>group</th><th>lo</th>"
-        f"<th>hi</th><th>achieved</th><th>binding</th></tr>{rows}</table>",
-    ]
-    body += [f"<h2>{html.escape(t)}</h2><img src='data:image/png;base64,{b}'/>" for t, b in images]
-    write_text(path, "<!doctype html><meta charset='utf-8'><title>GDO report</title>\n" + "\n".join(body) + "\n")
+    texts = {r["preset"]["name"]: r.get("missing_descriptors", {}).get("text", "") for r in reports}
+    if len(set(texts.values())) == 1:
+        console.print(f"descriptors: {next(iter(texts.values()))}", highlight=False)
+    else:
+        for name, text in texts.items():
+            console.print(f"descriptors ({name}): {text}", highlight=False)

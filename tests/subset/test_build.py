@@ -62,7 +62,8 @@ def test_each_preset_satisfies_its_constraints(pool, name, tmp_path):
     out = write_outputs(result, frame, metrics, tmp_path / name, console=False)
     rows = [json.loads(x) for x in (out / "gdo_1x.jsonl").read_text().splitlines()]
     assert len(rows) == result.indices.size and all(check_sft_row(r) == [] for r in rows)
-    assert sorted(p.name for p in out.iterdir()) == ["gdo_1x.jsonl", "report.html", "report.json", "uni_10x.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["gdo_1x.jsonl", "report.html", "report.json", "timings.json",
+                                                    "uni_10x.jsonl"]
 
 
 def test_baseline_respects_dedup_and_caps(pool):
@@ -86,12 +87,11 @@ def test_determinism_same_seed_same_bytes(pool, tmp_path):
     for run in ("a", "b"):
         result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", seed=42))
         write_outputs(result, frame, metrics, tmp_path / run, console=False)
-    for name in ("gdo_1x.jsonl", "uni_10x.jsonl"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    reports = [json.loads((tmp_path / r / "report.json").read_text()) for r in "ab"]
-    for r in reports:
-        r.pop("timing")
-    assert reports[0] == reports[1]
+    for name in ("gdo_1x.jsonl", "uni_10x.jsonl", "report.json", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # wall-clock numbers live beside the report, never in it
+    timings = json.loads((tmp_path / "a" / "timings.json").read_text())
+    assert timings["solve_s"] >= 0 and "solve_s" not in (tmp_path / "a" / "report.json").read_text()
 
 
 def test_missing_descriptor_policies(pool, tmp_path):
@@ -101,11 +101,18 @@ def test_missing_descriptor_policies(pool, tmp_path):
     preset = load_preset("minloss")
     penal = select_subset(frame, metrics, preset, SelectConfig(solver="highs"))
     assert penal.report["score"]["missing_candidates"] == missing
+    entry = penal.report["missing_descriptors"]
+    assert entry["candidates"] == missing and entry["policy"] == "penalty"
+    assert entry["selected"] == int((~np.isin(frame["qa_uid"].to_numpy()[penal.indices],
+                                              table["qa_uid"].to_numpy())).sum())
+    assert f"{missing:,} of {len(frame):,} candidates lack every descriptor" in entry["text"]
+    assert "ρ = -5" in entry["text"]
     text = Path(preset.source.replace("presets/", str(ROOT / "presets") + "/")).read_text()
     custom = tmp_path / "exclude.toml"
     custom.write_text(text.replace('missing = "penalty"', 'missing = "exclude"'))
     excl = select_subset(frame, metrics, load_preset(custom), SelectConfig(solver="highs"))
     assert excl.report["pool"]["excluded_missing_descriptors"] == missing
+    assert "excluded from the problem" in excl.report["missing_descriptors"]["text"]
     no_metrics = ~np.isin(frame["qa_uid"].to_numpy(), table["qa_uid"].to_numpy())
     assert not no_metrics[excl.indices].any() and not no_metrics[excl.baseline].any()
 
@@ -125,7 +132,7 @@ def test_cli_select_gdo_metrics_path(pool, tmp_path, capsys):
                  "--solver", "highs", "--target-count", "150", "--baseline-multiplier", "0", "--no-html",
                  "--out", str(out)])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["gdo_1x.jsonl", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["gdo_1x.jsonl", "report.json", "timings.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["source"] == "gdo-jsonl" and report["selected"] == 150
     assert report["budget"]["kind"] == "override"
