@@ -205,22 +205,25 @@ def print_audit(report: dict, console=None) -> None:
 
     console = console or Console()
 
+    def say(text: str) -> None:  # group labels look like rich markup ("[a|b]"): print them verbatim
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def num(x, fmt=".6g"):
         return "-" if x is None else format(x, fmt)
 
-    console.print(f"[bold]{report.get('subset', 'subset')}[/] vs goal [bold]{report['preset']}[/]: "
-                  f"K = {report['k']} (goal rule: {report['goal_k']})", highlight=False)
+    say(f"{report.get('subset', 'subset')} vs goal {report['preset']}: K = {report['k']} "
+        f"(goal rule: {report['goal_k']})")
     line = f"  Σρ = {num(report['objective'])}"
     if report["solve"] is not None:
         line += (f"   optimum = {num(report['optimum'])}   bound = {num(report['bound'])}   "
                  f"gap = {num(report['gap'], '.3g')}   ({report['solve']['solver']}: {report['solve']['status']})")
-    console.print(line, highlight=False)
+    say(line)
     if not report["violations"]:
-        console.print("  every constraint met", highlight=False)
-    else:
-        console.print(f"  {len(report['violations'])} violation(s):", highlight=False)
-        for v in report["violations"][:40]:
-            where = v["name"] if v["group"] is None else f"{v['name']}[{v['group']}]"
-            console.print(f"    {where} = {num(v['value'])} not in [{num(v['lo'])}, {num(v['hi'])}]", highlight=False)
-        if len(report["violations"]) > 40:
-            console.print(f"    ... {len(report['violations']) - 40} more (see --json)", highlight=False)
+        say("  every constraint met")
+        return
+    say(f"  {len(report['violations'])} violation(s):")
+    for v in report["violations"][:40]:
+        where = v["name"] if v["group"] is None else f"{v['name']}[{v['group']}]"
+        say(f"    {where} = {num(v['value'])} not in [{num(v['lo'])}, {num(v['hi'])}]")
+    if len(report["violations"]) > 40:
+        say(f"    ... {len(report['violations']) - 40} more (see --json)")

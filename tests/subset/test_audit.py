@@ -153,3 +153,30 @@ def test_cli_summary_names_violations(pool, tmp_path, capsys):
     assert main(["audit", "--subset", str(tmp_path / "images.txt"), *_cli_inputs(pool, tmp_path), "--no-solve"]) == 0
     out = capsys.readouterr().out
     assert "violation" in out and "video_share" in out
+
+
+def test_llava_pool_reads_and_audits(tmp_path):
+    """The generated published-format pool: our ingest keys every pair like the metrics file does."""
+    spec = importlib.util.spec_from_file_location("llava_pool", ROOT / "experiments" / "llava_pool.py")
+    llava = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(llava)
+    stats = llava.generate(3000, tmp_path, seed=3)
+    from gdo_opt.goal.metrics import load_metrics
+    from gdo_opt.ingest.pool import ingest
+
+    frame = ingest(onevision=[str(tmp_path / "onevision.jsonl")], video=[str(tmp_path / "video.jsonl")],
+                   progress=False).to_pandas()
+    assert len(frame) == stats["pairs"] == 3000
+    assert (frame["bucket"] == "short_video").sum() == stats["video_pairs"]
+    metrics = load_metrics(tmp_path / "metrics.jsonl", frame["qa_uid"])
+    assert metrics.matched == stats["metrics_rows"] and metrics.unmatched_metrics == 0
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert set(llava.METRIC_KEYS) <= set(first) and {"cluster_id", "cluster_dist"} <= set(first["data_quality_metrics"])
+    video = json.loads((tmp_path / "video.jsonl").read_text().splitlines()[0])
+    assert {"id", "video_id", "data_source", "images", "messages"} <= set(video)
+    assert video["messages"][0]["content"].count("<image>") == len(video["images"])
+    rows = frame["qa_uid"].to_numpy()[:50]
+    (tmp_path / "some.txt").write_text("\n".join(rows))
+    report = audit_file(tmp_path / "some.txt", frame, metrics, load_preset("minloss"),
+                        SelectConfig(solver="highs", target_count=50), solve=False)
+    assert report["k"] == 50 and report["bound"] is None
