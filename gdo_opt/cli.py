@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gdo_opt.commands.train", "one-epoch SFT with ms-swift"),
     "eval": ("gdo_opt.commands.evaluate", "evaluate checkpoints with lmms-eval"),
     "compare": ("gdo_opt.commands.compare", "final deltas, peak match and reduction of two runs"),
+    "pipeline": ("gdo_opt.commands.pipeline", "one goal end to end: build, train GDO-1x and Uni-10x, evaluate, compare"),
 }
 
 

@@ -184,7 +184,13 @@ TRAIN_SPEC: dict[str, tuple[type, ...]] = {
     "save_steps": (int,),
     "max_pixels": (int,),
     "video_max_pixels": (int,),
+    "image_max_pixels": (int,),
     "fps_max_frames": (int,),
+    "save_rounding": (str,),
+    "warmup_ratio": (float,),
+    "weight_decay": (float,),
+    "max_grad_norm": (float,),
+    "split_dataset_ratio": (float,),
     "torch_dtype": (str,),
     "max_length": (int,),
     "seed": (int,),
@@ -220,7 +226,13 @@ class TrainConfig:
     save_steps: int = 0
     max_pixels: int = 0
     video_max_pixels: int = 0
+    image_max_pixels: int = 0
     fps_max_frames: int = 0
+    save_rounding: str = "ceil"  # saves_per_epoch: "ceil" (at most k saves) | "floor" (published: steps // k)
+    warmup_ratio: float = -1.0  # < 0: ms-swift's default; likewise weight_decay / max_grad_norm
+    weight_decay: float = -1.0
+    max_grad_norm: float = -1.0
+    split_dataset_ratio: float = 0.0  # > 0: held-out rows for ms-swift's eval loss, every save_steps
     torch_dtype: str = "bfloat16"
     max_length: int = 0
     seed: int = 42
@@ -272,6 +284,10 @@ def load_train_config(path: str | Path) -> TrainConfig:
             raise GdoError(f"{path}: [train] key '{key}' must be >= 0")
     if not cfg.learning_rate > 0:
         raise GdoError(f"{path}: [train] key 'learning_rate' must be > 0")
+    if cfg.save_rounding not in ("ceil", "floor"):
+        raise GdoError(f"{path}: [train] key 'save_rounding' must be 'ceil' or 'floor', got {cfg.save_rounding!r}")
+    if not 0 <= cfg.split_dataset_ratio < 1:
+        raise GdoError(f"{path}: [train] key 'split_dataset_ratio' must be in [0, 1)")
     if cfg.saves_per_epoch and cfg.save_steps:
         raise GdoError(f"{path}: [train] set either 'saves_per_epoch' (every 1/k epoch) or 'save_steps', not both")
     return cfg
@@ -297,7 +313,8 @@ def steps_per_epoch(n_samples: int, per_device_batch: int, grad_accum: int, worl
 
 
 def save_steps_for(cfg: TrainConfig, n_samples: int) -> int:
-    """save_steps giving a checkpoint every 1/k epoch (ceil, so at most k saves per epoch + the final one)."""
+    """save_steps giving a checkpoint every 1/k epoch: ceil (at most k saves per epoch + the final one) or,
+    with ``save_rounding = "floor"``, steps // k as the published train_sft.sh computes it."""
     if cfg.save_steps:
         return cfg.save_steps
     if n_samples < 1:
@@ -305,7 +322,7 @@ def save_steps_for(cfg: TrainConfig, n_samples: int) -> int:
     steps = steps_per_epoch(n_samples, cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps,
                             cfg.world_size)
     k = cfg.saves_per_epoch or 1
-    return max(1, math.ceil(steps / k))
+    return max(1, steps // k if cfg.save_rounding == "floor" else math.ceil(steps / k))
 
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -371,7 +388,12 @@ def plan_training(cfg: TrainConfig, n_samples: int | None = None) -> TrainPlan:
              else ["--save_strategy", "epoch"]),
            "--save_only_model", "false",
            "--seed", str(cfg.seed),
-           "--split_dataset_ratio", "0"]
+           "--split_dataset_ratio", repr(cfg.split_dataset_ratio) if cfg.split_dataset_ratio else "0"]
+    if cfg.split_dataset_ratio and save_steps:
+        cmd += ["--eval_strategy", "steps", "--eval_steps", str(save_steps)]
+    for key in ("warmup_ratio", "weight_decay", "max_grad_norm"):
+        if getattr(cfg, key) >= 0:
+            cmd += [f"--{key}", repr(getattr(cfg, key))]
     if cfg.model_type:
         cmd += ["--model_type", cfg.model_type]
     if cfg.template:
@@ -395,6 +417,8 @@ def plan_training(cfg: TrainConfig, n_samples: int | None = None) -> TrainPlan:
         env["MAX_PIXELS"] = str(cfg.max_pixels)
     if cfg.video_max_pixels:
         env["VIDEO_MAX_PIXELS"] = str(cfg.video_max_pixels)
+    if cfg.image_max_pixels:
+        env["IMAGE_MAX_PIXELS"] = str(cfg.image_max_pixels)
     if cfg.fps_max_frames:
         env["FPS_MAX_FRAMES"] = str(cfg.fps_max_frames)
     env |= cfg.env
