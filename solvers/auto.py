@@ -20,45 +20,58 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-
-from gdo_opt.selection.problem import relative_gap
+from gdo_opt.solvers.base import BaseBackend, RawResult, Status, relative_gap
+from gdo_opt.solvers.highs import HighsOptions
 
 DIRECT_MAX_NNZ = 250_000
-# auto's own options (extra); everything else in extra is passed to HiGHS
-AUTO_KEYS = ("force_core", "direct_max_nnz", "progress", "core_top_factor", "core_floor_factor", "lp_method")
 
 
-def solve(problem, options):
-    from gdo_opt.solvers import highs
-
-    extra = dict(options.extra)
-    force_core = bool(extra.pop("force_core", False))
-    direct_max = int(extra.pop("direct_max_nnz", DIRECT_MAX_NNZ))
-    form = problem.standard_form()
-    nnz = int(form.A.nnz)
-    if not force_core and nnz <= direct_max:
-        passed = {k: v for k, v in options.extra.items() if k not in AUTO_KEYS}
-        sel = highs.solve(problem, replace(options, extra=passed))
-        sel.solver = "auto"
-        sel.message = f"auto: direct HiGHS MIP (nnz {nnz} ≤ {direct_max}); {sel.message}"
-        sel.info["path"] = "direct"
-        return sel
-    why = "forced core path" if force_core else f"nnz {nnz} > {direct_max}"
-    return solve_core(problem, options, extra, why)
+@dataclass
+class AutoOptions(HighsOptions):
+    force_core: bool = False  # take the core + pricing path whatever the size
+    direct_max_nnz: int = DIRECT_MAX_NNZ  # standard-form nnz up to which plain HiGHS runs
+    core_top_factor: float = 1.2  # initial core: the top factor·K candidates by score ...
+    core_floor_factor: float = 1.5  # ... and the top ⌈factor·lo⌉ + 5 of every floored group
+    lp_method: str = "choose"  # HiGHS LP method in pricing: "choose", "simplex", "ipm"
+    progress: Callable | None = None  # called with one dict per event (greedy, pricing round, MIP)
 
 
-def solve_core(problem, options, extra: dict, why: str):
+class AutoBackend(BaseBackend):
+    name = "auto"
+    Options = AutoOptions
+    requires = ("highspy",)
+
+    def solve(self, problem, options: AutoOptions) -> RawResult:
+        from gdo_opt.solvers.highs import HighsBackend
+
+        if options.progress is not None and not callable(options.progress):
+            from gdo_opt.errors import SolverOptionError
+
+            raise SolverOptionError("progress", "must be a callable or None", options.progress)
+        if options.lp_method not in ("choose", "simplex", "ipm"):
+            from gdo_opt.errors import SolverOptionError
+
+            raise SolverOptionError("lp_method", "must be 'choose', 'simplex' or 'ipm'", options.lp_method)
+        nnz = int(problem.standard_form().A.nnz)
+        if not options.force_core and nnz <= options.direct_max_nnz:
+            raw = HighsBackend().solve(problem, options)
+            raw.message = f"auto: direct HiGHS MIP (nnz {nnz} ≤ {options.direct_max_nnz}); {raw.message}"
+            raw.info["path"] = "direct"
+            return raw
+        why = "forced core path" if options.force_core else f"nnz {nnz} > {options.direct_max_nnz}"
+        return solve_core(problem, options, why)
+
+
+def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     """Greedy → core LP + pricing → MIP on the core (see the module docstring)."""
     from gdo_opt.solvers import greedy, pricing
 
-    from gdo_opt.selection.diagnose import explain_infeasible
-
-    progress = extra.get("progress") if callable(extra.get("progress")) else None
+    progress = options.progress
     t0 = time.perf_counter()
-    deadline = None if options.time_limit is None else t0 + float(options.time_limit)
     notes = [f"auto: core + pricing ({why})"]
     timings: dict[str, float] = {}
 
@@ -77,11 +90,10 @@ def solve_core(problem, options, extra: dict, why: str):
     pricer = pricing.Pricer(problem)
     core = pricing.initial_core(
         problem, extra=g_idx if g_ok else None,
-        top_factor=float(extra.get("core_top_factor", 1.2)),
-        floor_factor=float(extra.get("core_floor_factor", 1.5)),
+        top_factor=float(options.core_top_factor), floor_factor=float(options.core_floor_factor),
     )
-    result = pricing.price(problem, core, pricer=pricer, deadline=deadline, threads=options.threads,
-                           method=str(extra.get("lp_method", "choose")), on_round=progress)
+    result = pricing.price(problem, core, pricer=pricer, deadline=options.deadline, threads=options.threads,
+                           method=options.lp_method, on_round=progress)
     timings["pricing"] = time.perf_counter() - t
     rounds = "; ".join(
         f"round {it['round']}: core {it['core']}, LP {it['lp'] if isinstance(it['lp'], str) else format(it['lp'], '.8g')}, "
@@ -91,12 +103,9 @@ def solve_core(problem, options, extra: dict, why: str):
     notes.append(f"pricing: {rounds}")
     info = dict(path="core", iterations=result.iterations, timings=timings, initial_core=int(core.size))
     if result.status == "infeasible":
-        sel = problem.empty_selection("auto", "infeasible", explain_infeasible(problem))
-        sel.message = "; ".join([*notes, sel.message])
-        sel.info.update(info)
-        return sel
+        return RawResult(Status.INFEASIBLE, None, math.nan, "; ".join(notes), info)
     if result.status != "optimal":
-        return _fallback(problem, g_idx if g_ok else None, math.nan, notes + [result.message], info)
+        return _fallback(problem, options, g_idx if g_ok else None, math.nan, notes + [result.message], info)
     bound = result.bound
     d = result.reduced
     notes.append(f"pool bound {bound:.10g} after {len(result.iterations)} round(s)")
@@ -111,13 +120,9 @@ def solve_core(problem, options, extra: dict, why: str):
     if progress is not None:
         progress(dict(event="guided greedy", objective=g_obj, seconds=timings["guided_greedy"]))
     if g_ok and relative_gap(g_obj, bound) <= options.mip_gap:
-        sel = problem.empty_selection("auto", "optimal", "", bound)
-        sel.indices, sel.objective = g_idx, g_obj
-        sel.gap = relative_gap(g_obj, bound)
-        notes.append(f"within mip_gap of the pool bound: MIP skipped, certified gap {sel.gap:.3g}")
-        sel.message = "; ".join(notes)
-        sel.info.update(info, mip_columns=0)
-        return sel
+        notes.append(f"within mip_gap of the pool bound: MIP skipped, certified gap {relative_gap(g_obj, bound):.3g}")
+        info.update(mip_columns=0)
+        return RawResult(Status.OPTIMAL, g_idx, bound, "; ".join(notes), info)
 
     # MIP on the core, reduced-cost fixed against the best greedy value
     incumbent = g_obj
@@ -130,73 +135,68 @@ def solve_core(problem, options, extra: dict, why: str):
     best = None
     for attempt in range(2):
         t = time.perf_counter()
-        remaining = None if deadline is None else deadline - time.perf_counter()
+        remaining = options.remaining()
         if remaining is not None and remaining <= 0.5:
             notes.append("no time left for the core MIP")
             break
-        sel = _core_mip(problem, pricer, cols, options, remaining, g_idx if g_ok else None)
+        raw = _core_mip(problem, pricer, cols, options, remaining, g_idx if g_ok else None)
         timings[f"mip_{attempt}"] = time.perf_counter() - t
-        notes.append(f"core MIP {attempt}: {cols.size} columns, {sel.status}, {timings[f'mip_{attempt}']:.2f}s")
+        notes.append(f"core MIP {attempt}: {cols.size} columns, {raw.status}, {timings[f'mip_{attempt}']:.2f}s")
+        objective = problem.objective(raw.indices) if raw.indices is not None else -math.inf
         if progress is not None:
-            progress(dict(event="mip", attempt=attempt, columns=int(cols.size), status=sel.status,
-                          objective=sel.objective, seconds=timings[f"mip_{attempt}"]))
-        if sel.status in ("optimal", "feasible"):
+            progress(dict(event="mip", attempt=attempt, columns=int(cols.size), status=str(raw.status),
+                          objective=objective, seconds=timings[f"mip_{attempt}"]))
+        if raw.indices is not None:
             # Any selection using a column j outside the MIP is worth ≤ L + d_j (Lagrangian bound
             # with x_j = 1), so max(core MIP bound, L + max outside d) bounds the whole pool.
             outside = np.ones(problem.n, dtype=bool)
             outside[cols] = False
             reach = bound + min(0.0, float(d[outside].max())) if outside.any() else -math.inf
-            mip_bound = sel.bound if math.isfinite(sel.bound) else bound
-            sel.bound = min(bound, max(mip_bound, reach))
-            if best is None or sel.objective > best.objective or (
-                sel.objective == best.objective and sel.bound < best.bound
-            ):
-                best = sel
-        if sel.status == "infeasible":
+            mip_bound = raw.bound if math.isfinite(raw.bound) else bound
+            raw.bound = min(bound, max(mip_bound, reach))
+            if best is None or objective > best[1] or (objective == best[1] and raw.bound < best[0].bound):
+                best = (raw, objective)
+        if raw.status == Status.INFEASIBLE:
             if cols.size == problem.n:  # the whole pool: integer infeasible although the LP is not
-                sel.message = "; ".join([*notes, sel.message])
-                sel.info.update(info)
-                return sel
+                return RawResult(Status.INFEASIBLE, None, math.nan, "; ".join(notes), info)
             cols = np.arange(problem.n)  # a core can miss the only integral completions
             notes.append("core MIP infeasible: retrying on the whole pool")
             continue
         if best is None:
             break
-        gap = relative_gap(best.objective, best.bound)
+        gap = relative_gap(best[1], best[0].bound)
         if gap <= options.mip_gap:
             break
         # columns that could still lift the objective to the bound
-        wider = np.flatnonzero(d >= -(bound - best.objective) - 1e-9)
+        wider = np.flatnonzero(d >= -(bound - best[1]) - 1e-9)
         wider = np.union1d(wider, cols)
         if wider.size == cols.size:
             break
         notes.append(f"gap {gap:.3g} > {options.mip_gap:g}: widening the core to {wider.size} columns")
         cols = wider
     if best is None:
-        return _fallback(problem, g_idx if g_ok else None, bound, notes, info)
-    best.solver = "auto"
-    best.gap = relative_gap(best.objective, best.bound)
-    best.status = "optimal" if best.gap <= options.mip_gap else "feasible"
-    notes.append(f"pool bound {best.bound:.10g}, certified gap {best.gap:.3g}")
-    best.message = "; ".join(notes)
+        return _fallback(problem, options, g_idx if g_ok else None, bound, notes, info)
+    raw, objective = best
+    if g_ok and g_obj > objective:  # the MIP stopped early below the greedy incumbent
+        raw.indices, objective = g_idx, g_obj
+    gap = relative_gap(objective, raw.bound)
+    notes.append(f"pool bound {raw.bound:.10g}, certified gap {gap:.3g}")
     info["mip_columns"] = int(cols.size)
-    best.info.update(info)
-    return best
+    status = Status.OPTIMAL if gap <= options.mip_gap else (
+        Status.TIME_LIMIT if options.expired() else Status.FEASIBLE)
+    return RawResult(status, raw.indices, raw.bound, "; ".join(notes), {**raw.info, **info})
 
 
-def _core_mip(problem, pricer, cols, options, time_limit, start_idx):
+def _core_mip(problem, pricer, cols, options: AutoOptions, time_limit, start_idx) -> RawResult:
     """HiGHS MIP restricted to ``cols`` (rows without a member dropped), warm-started."""
     from gdo_opt.solvers import highs as hs
-
-    from gdo_opt.selection.diagnose import explain_infeasible
 
     form = pricer.form
     sub = pricer.csc[:, cols].tocsr()
     rows = np.flatnonzero(np.diff(sub.indptr) > 0)
     model = hs.build_model(form.c[cols], sub[rows], form.row_lo[rows], form.row_hi[rows], integral=True,
                            verbose=options.verbose)
-    extra = {k: v for k, v in options.extra.items() if k not in AUTO_KEYS}
-    hs.apply_options(model, time_limit, options.mip_gap, options.seed, options.threads, extra)
+    hs.apply_options(model, time_limit, options.mip_gap, options.seed, options.threads, options.highs_options)
     if start_idx is not None:
         pos = np.searchsorted(cols, start_idx)
         ok = (pos < cols.size) & (cols[np.minimum(pos, cols.size - 1)] == start_idx)
@@ -205,19 +205,16 @@ def _core_mip(problem, pricer, cols, options, time_limit, start_idx):
             values[pos] = 1.0
             model.setSolution(int(cols.size), np.arange(cols.size, dtype=np.int32), values)
     hs.run_guarded(model, time_limit)
-    return hs.selection_from_highs(problem, model, "auto", explain_infeasible, columns=cols)
+    return hs.result_from_highs(model, columns=cols)
 
 
-def _fallback(problem, g_idx, bound, notes, info):
+def _fallback(problem, options, g_idx, bound, notes, info) -> RawResult:
     """The greedy answer with whatever bound is known, when the exact path fails."""
+    stopped = Status.TIME_LIMIT if options.expired() else None
     if g_idx is None:
-        sel = problem.empty_selection("auto", "error", "; ".join([*notes, "no feasible selection found"]), bound)
-        sel.info.update(info)
-        return sel
-    sel = problem.empty_selection("auto", "feasible", "", bound)
-    sel.indices = g_idx
-    sel.objective = problem.objective(g_idx)
-    sel.gap = relative_gap(sel.objective, bound)
-    sel.message = "; ".join([*notes, f"fell back to greedy (certified gap {sel.gap:.3g})"])
-    sel.info.update(info, fallback="greedy")
-    return sel
+        return RawResult(stopped or Status.ERROR, None, bound, "; ".join([*notes, "no feasible selection found"]),
+                         info)
+    gap = relative_gap(problem.objective(g_idx), bound)
+    info = dict(info, fallback="greedy")
+    return RawResult(stopped or Status.FEASIBLE, g_idx, bound,
+                     "; ".join([*notes, f"fell back to greedy (certified gap {gap:.3g})"]), info)

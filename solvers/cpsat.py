@@ -1,143 +1,198 @@
 """Exact selection with OR-Tools CP-SAT: an independent cross-check of HiGHS.
 
-CP-SAT needs integers. Scores are scaled by ``S`` and rounded: ĉ_i = round(S·ρ_i), with S chosen so
-that max|ĉ| ≈ 10⁹ (``objective_scale`` overrides it). For any selection of at most K candidates,
-|Σρ_i x_i − Σĉ_i x_i / S| ≤ K / (2S), so the CP-SAT optimum is within K/S of the true optimum and
-``bound = CP-SAT bound / S + K / (2S)`` is a valid upper bound on the true optimum. Share rows
-lo·Σ_B ≤ Σ_A are written with the rational p/q nearest lo (denominator ≤ 10⁶) as q·Σ_A − p·Σ_B ≥ 0,
-which is exact for shares given with up to six decimals. The search is seeded with the greedy subset
-(``hint=False`` turns it off): on 10k GDO-shaped instances that takes CP-SAT from 26 s to 7 s, and
-the optimality proof is still CP-SAT's own. The model is written straight into the
-proto (≈1.6 s at one million candidates), not through the per-term Python API.
+CP-SAT needs integers, and a reported bound must never be wrong, so every row and the objective
+are scaled *exactly* when they can be: a row whose coefficients are decimals with at most
+``MAX_DECIMALS`` places is multiplied by the smallest power of ten that makes it integral (its
+bounds rounded inward, which is exact for an integer activity) — shares lo·Σ_B ≤ Σ_A with a
+decimal lo included. A row that cannot be scaled exactly (binary fractions such as 1/3, or
+coefficients too large for 64-bit integers) is not approximated: the problem is solved with HiGHS
+instead and the message says so (``fallback=False`` reports an error instead).
+
+The objective is scaled exactly the same way when the scores are short decimals; otherwise
+ĉ_i = round(S·ρ_i) with max|ĉ| ≈ 10⁹ and the bound is CP-SAT's bound / S plus the sum of the K
+largest positive rounding residuals ρ_i − ĉ_i/S — valid for every subset of at most K candidates.
+The search is seeded with the greedy subset (``hint=False`` turns it off); the proof stays CP-SAT's.
+The model is written straight into the proto (≈1.6 s at one million candidates).
 """
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
+from dataclasses import dataclass
 
 import numpy as np
+from gdo_opt.solvers.base import BaseBackend, RawResult, SolveOptions, Status
 
-from gdo_opt.selection.problem import GroupFamily, ShareFamily
-
+MAX_DECIMALS = 9
+_INT_SAFE = 2.0**53  # |coefficient| above this is not an exact float integer
 _TARGET_MAX_COEF = 1e9
 
 
-def _integer_rows(problem):
-    """(indptr, indices, coeffs, lo, hi) rows with integer coefficients, built per family."""
-    form = problem.standard_form()
+@dataclass
+class CpsatOptions(SolveOptions):
+    hint: bool = True  # seed the search with the greedy subset
+    objective_scale: float | None = None  # force a rounding scale S for the objective
+    num_workers: int = 2  # CP-SAT workers when threads is None
+    fallback: bool = True  # rows CP-SAT cannot hold exactly: solve with HiGHS (False: error)
+
+
+def decimal_scale(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Per segment (CSR row pointers), the smallest 10^p (p ≤ MAX_DECIMALS) making every value
+    integral; NaN where none does or the scaled values leave the exact integer range."""
+    rows = segments.size - 1
+    scale = np.full(rows, np.nan)
+    todo = np.ones(rows, dtype=bool)
+    lengths = np.diff(segments)
+    for power in range(MAX_DECIMALS + 1):
+        s = 10.0**power
+        scaled = values * s
+        err = np.abs(scaled - np.round(scaled)) > 1e-9 * np.maximum(1.0, np.abs(scaled))
+        big = np.abs(scaled) > _INT_SAFE
+        bad = err | big
+        per_row = np.zeros(rows, dtype=bool)
+        nonempty = lengths > 0
+        if bad.size:
+            per_row[nonempty] = np.logical_or.reduceat(bad, segments[:-1][nonempty])
+        ok = todo & ~per_row
+        scale[ok] = s
+        todo &= ~ok
+        if not todo.any():
+            break
+    return scale
+
+
+def integer_rows(form):
+    """(indptr, indices, int coeffs, lo, hi, rows that cannot be scaled exactly)."""
     A = form.A.tocsr()
-    data = A.data.copy()
-    lo = form.row_lo.copy()
-    hi = form.row_hi.copy()
-    for index, fam in enumerate(problem.families):
-        rows = np.flatnonzero(form.row_family == index)
-        if isinstance(fam, GroupFamily) or rows.size == 0:
-            continue
-        if isinstance(fam, ShareFamily):
-            bounds = [fam.lo] if fam.lo is not None and fam.lo > 0 else []
-            bounds += [fam.hi] if fam.hi is not None and fam.hi < 1 else []
-            for row, share in zip(rows, bounds):
-                frac = Fraction(share).limit_denominator(10**6)
-                start, end = A.indptr[row], A.indptr[row + 1]
-                cols = A.indices[start:end]
-                a = fam.a_mask[cols].astype(np.float64)
-                b = fam.b_mask[cols].astype(np.float64)
-                data[start:end] = frac.denominator * a - frac.numerator * b
-            continue
-        for row in rows:  # generic linear rows: smallest power of ten that makes them integral
-            start, end = A.indptr[row], A.indptr[row + 1]
-            values = data[start:end]
-            for power in range(7):
-                scaled = values * 10**power
-                if np.allclose(scaled, np.round(scaled), atol=1e-9):
-                    break
-            else:
-                raise ValueError(f"cpsat: row {problem.row_name(row)} has coefficients that are not decimals with ≤ 6 places")
-            data[start:end] = np.round(scaled)
-            lo[row] = math.ceil(lo[row] * 10**power - 1e-9) if np.isfinite(lo[row]) else lo[row]
-            hi[row] = math.floor(hi[row] * 10**power + 1e-9) if np.isfinite(hi[row]) else hi[row]
-    return A.indptr, A.indices, np.round(data).astype(np.int64), lo, hi
+    scale = decimal_scale(A.data, A.indptr)
+    bad = np.flatnonzero(np.isnan(scale))
+    s = np.where(np.isnan(scale), 1.0, scale)
+    per_entry = np.repeat(s, np.diff(A.indptr))
+    coeffs = np.round(A.data * per_entry)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo = np.where(np.isfinite(form.row_lo), np.ceil(form.row_lo * s - 1e-9), -np.inf)
+        hi = np.where(np.isfinite(form.row_hi), np.floor(form.row_hi * s + 1e-9), np.inf)
+    return A.indptr, A.indices, coeffs.astype(np.int64), lo, hi, bad
 
 
-def solve(problem, options):
-    from ortools.sat.python import cp_model
-
-    n = problem.n
-    try:
-        indptr, indices, coeffs, row_lo, row_hi = _integer_rows(problem)
-    except ValueError as error:
-        return problem.empty_selection("cpsat", "error", str(error))
-    if np.any(row_lo > row_hi + 1e-9):  # e.g. a floor on an empty group: CP-SAT rejects the model
-        from gdo_opt.selection.diagnose import explain_infeasible
-
-        return problem.empty_selection("cpsat", "infeasible", explain_infeasible(problem))
-    max_abs = float(np.abs(problem.scores).max()) or 1.0
-    scale = float(options.extra.get("objective_scale", _TARGET_MAX_COEF / max_abs))
-    objective = np.round(problem.scores * scale).astype(np.int64)
-
-    model = cp_model.CpModel()
-    proto = model.proto
-    var = proto.variables.add()
-    var.domain.extend([0, 1])
-    proto.variables.extend([var] * (n - 1))
-    big = np.iinfo(np.int64).max // 4
-    row_lo = np.where(np.isfinite(row_lo), row_lo, -big)
-    row_hi = np.where(np.isfinite(row_hi), row_hi, big)
-    for row in range(len(indptr) - 1):
-        start, end = indptr[row], indptr[row + 1]
-        constraint = proto.constraints.add()
-        constraint.linear.vars.extend(indices[start:end].tolist())
-        constraint.linear.coeffs.extend(coeffs[start:end].tolist())
-        constraint.linear.domain.extend([int(math.ceil(row_lo[row])), int(math.floor(row_hi[row]))])
-    nonzero = np.flatnonzero(objective)
-    # CP-SAT minimizes: minimize −ĉᵀx.
-    proto.objective.vars.extend(nonzero.tolist())
-    proto.objective.coeffs.extend((-objective[nonzero]).tolist())
-
-    if options.extra.get("hint", True):
-        _add_greedy_hint(problem, proto)
-    solver = cp_model.CpSolver()
-    params = solver.parameters
-    if options.time_limit is not None:
-        params.max_time_in_seconds = float(options.time_limit)
-    params.num_workers = int(options.threads or options.extra.get("num_workers", 2))
-    params.random_seed = int(options.seed)
-    params.relative_gap_limit = float(options.mip_gap)
-    params.log_search_progress = bool(options.verbose)
-    status = solver.solve(model)
-
-    slack = problem.budget_hi / (2.0 * scale)
-    if status == cp_model.INFEASIBLE:
-        from gdo_opt.selection.diagnose import explain_infeasible
-
-        return problem.empty_selection("cpsat", "infeasible", explain_infeasible(problem))
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return problem.empty_selection("cpsat", "error", f"CP-SAT stopped with {solver.status_name(status)}")
-    response = solver.response_proto
-    x = np.asarray(response.solution, dtype=np.int64)
-    chosen = np.flatnonzero(x > 0)
-    bound = -float(solver.best_objective_bound) / scale + slack
-    sel = problem.empty_selection(
-        "cpsat",
-        "optimal" if status == cp_model.OPTIMAL else "feasible",
-        f"CP-SAT {solver.status_name(status)}; objective scaled by {scale:.6g} (error ≤ {slack:.3g})",
-        bound,
-    )
-    sel.indices = chosen
-    sel.info.update(scale=scale, scaling_error_bound=slack, wall_time=solver.wall_time)
-    return sel
+def objective_scaling(scores: np.ndarray, k: int, forced: float | None):
+    """(integer objective, scale S, slack): Σρx ≤ Σĉx/S + slack for every subset of ≤ k items."""
+    if forced is None:
+        exact = decimal_scale(scores, np.array([0, scores.size]))[0]
+        if np.isfinite(exact) and float(np.abs(scores).max()) * exact * max(1, k) < 2.0**62:
+            return np.round(scores * exact).astype(np.int64), float(exact), 0.0
+    max_abs = float(np.abs(scores).max()) or 1.0
+    scale = float(forced) if forced is not None else _TARGET_MAX_COEF / max_abs
+    objective = np.round(scores * scale)
+    residual = scores - objective / scale
+    positive = np.sort(residual[residual > 0])[::-1][: max(0, k)]
+    slack = float(positive.sum()) * (1 + 1e-12) + 1e-12 * max(1.0, float(np.abs(scores).sum()))
+    return objective.astype(np.int64), scale, slack
 
 
-def _add_greedy_hint(problem, proto) -> None:
+class CpsatBackend(BaseBackend):
+    name = "cpsat"
+    Options = CpsatOptions
+    requires = ("ortools",)
+
+    def solve(self, problem, options: CpsatOptions) -> RawResult:
+        from ortools.sat.python import cp_model
+
+        n = problem.n
+        form = problem.standard_form()
+        indptr, indices, coeffs, row_lo, row_hi, bad = integer_rows(form)
+        if bad.size:
+            names = ", ".join(problem.row_name(int(r)) for r in bad[:3]) + (" …" if bad.size > 3 else "")
+            why = (f"CP-SAT cannot hold row(s) {names} exactly (coefficients are not decimals with ≤ "
+                   f"{MAX_DECIMALS} places, or too large)")
+            if not options.fallback:
+                return RawResult(Status.ERROR, message=f"{why}; fallback=False")
+            return _highs_instead(problem, options, why)
+        if np.any(row_lo > row_hi):  # e.g. a floor on an empty group: CP-SAT rejects the model
+            return RawResult(Status.INFEASIBLE)
+        if options.objective_scale is not None and not options.objective_scale > 0:
+            from gdo_opt.errors import SolverOptionError
+
+            raise SolverOptionError("objective_scale", "must be > 0", options.objective_scale)
+        objective, scale, slack = objective_scaling(problem.scores, problem.budget_hi, options.objective_scale)
+
+        model = cp_model.CpModel()
+        proto = model.proto
+        var = proto.variables.add()
+        var.domain.extend([0, 1])
+        proto.variables.extend([var] * (n - 1))
+        big = np.iinfo(np.int64).max // 4
+        row_lo = np.where(np.isfinite(row_lo), row_lo, -big)
+        row_hi = np.where(np.isfinite(row_hi), row_hi, big)
+        for row in range(len(indptr) - 1):
+            start, end = indptr[row], indptr[row + 1]
+            constraint = proto.constraints.add()
+            constraint.linear.vars.extend(indices[start:end].tolist())
+            constraint.linear.coeffs.extend(coeffs[start:end].tolist())
+            constraint.linear.domain.extend([int(row_lo[row]), int(row_hi[row])])
+        nonzero = np.flatnonzero(objective)
+        # CP-SAT minimizes: minimize −ĉᵀx.
+        proto.objective.vars.extend(nonzero.tolist())
+        proto.objective.coeffs.extend((-objective[nonzero]).tolist())
+
+        if options.hint:
+            _add_greedy_hint(problem, proto, options)
+        solver = cp_model.CpSolver()
+        params = solver.parameters
+        limit = options.remaining(floor=0.01)
+        if limit is not None:
+            params.max_time_in_seconds = float(limit)
+        params.num_workers = int(options.threads or options.num_workers)
+        params.random_seed = int(options.seed)
+        params.relative_gap_limit = float(options.mip_gap)
+        params.log_search_progress = bool(options.verbose)
+        status = solver.solve(model)
+
+        if status == cp_model.INFEASIBLE:
+            return RawResult(Status.INFEASIBLE)
+        name = solver.status_name(status)
+        stopped = options.expired() or status == cp_model.UNKNOWN
+        bound = -float(solver.best_objective_bound) / scale + slack
+        if not math.isfinite(bound):
+            bound = math.nan
+        elif slack > 0:  # float division noise on top of the rounding slack
+            bound += 1e-12 * max(1.0, abs(bound))
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # no solution: its bound field is not one
+            return RawResult(Status.TIME_LIMIT if stopped else Status.ERROR, None, math.nan,
+                             f"CP-SAT stopped with {name} and no solution")
+        x = np.asarray(solver.response_proto.solution, dtype=np.int64)
+        exact = "exactly" if slack == 0 else f"with rounding (bound slack ≤ {slack:.3g})"
+        if status == cp_model.OPTIMAL:
+            raw_status = Status.OPTIMAL
+        else:
+            raw_status = Status.TIME_LIMIT if options.expired() else Status.FEASIBLE
+        return RawResult(raw_status, np.flatnonzero(x > 0), bound,
+                         f"CP-SAT {name}; objective scaled by {scale:.6g} {exact}",
+                         dict(scale=scale, scaling_error_bound=slack, wall_time=solver.wall_time))
+
+
+def _highs_instead(problem, options: CpsatOptions, why: str) -> RawResult:
+    from gdo_opt.solvers.highs import HighsBackend, HighsOptions
+
+    opts = HighsOptions(time_limit=options.time_limit, mip_gap=options.mip_gap, seed=options.seed,
+                        threads=options.threads, verbose=options.verbose)
+    opts.deadline = options.deadline
+    raw = HighsBackend().solve(problem, opts)
+    raw.message = f"{why}: solved with HiGHS instead; {raw.message}"
+    raw.info["fallback"] = "highs"
+    return raw
+
+
+def _add_greedy_hint(problem, proto, options: CpsatOptions) -> None:
     """Start CP-SAT from the greedy subset: it only seeds the search, the proof stays CP-SAT's."""
-    from gdo_opt.solvers import SolveOptions
-    from gdo_opt.solvers.greedy import solve as greedy
+    from gdo_opt.solvers.greedy import GreedyBackend, GreedyOptions
 
-    start = greedy(problem, SolveOptions(extra={"bound": False}))
-    if start.status not in ("optimal", "feasible"):
+    opts = GreedyOptions(bound=False, fallback=False, threads=options.threads)
+    opts.deadline = options.deadline
+    start = GreedyBackend().solve(problem, opts)
+    if start.indices is None or start.status not in (Status.FEASIBLE, Status.OPTIMAL):
         return
     values = np.zeros(problem.n, dtype=np.int64)
-    values[start.indices] = 1
+    values[np.asarray(start.indices, dtype=np.int64)] = 1
     proto.solution_hint.vars.extend(range(problem.n))
     proto.solution_hint.values.extend(values.tolist())

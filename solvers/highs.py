@@ -1,8 +1,11 @@
 """Exact MIP (and LP relaxations) with HiGHS through highspy.
 
 The whole model is passed at once from CSR arrays (``addVars`` + ``addRows`` +
-``changeColsIntegrality``: about 0.4 s at one million candidates). HiGHS's ``time_limit`` is not a
-hard stop, so a watchdog thread cancels the solve shortly after the limit.
+``changeColsIntegrality``: about 0.4 s at one million candidates). Options go through
+``set_option``, which raises when HiGHS rejects a name or a value. HiGHS's own ``time_limit`` is
+not a hard stop, so every run has a watchdog that calls ``cancelSolve`` just after the limit; it
+only works with ``HandleUserInterrupt`` on (highspy ≥ 1.8), which ``new_highs`` sets. A cancelled
+run reports ``time_limit`` with its incumbent, if it has one.
 """
 
 from __future__ import annotations
@@ -10,16 +13,20 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from gdo_opt.solvers.base import BaseBackend, RawResult, SolveOptions, Status
+
+from gdo_opt.errors import SolverOptionError
 
 _BANNER_SILENCED = False
+WATCHDOG_SLACK_S = 0.5  # cancel this long after the limit if HiGHS has not stopped by itself
 
 
 def new_highs(verbose: bool = False):
-    """A Highs instance; the once-per-process banner is kept off stdout unless verbose."""
+    """A Highs instance (banner kept off stdout unless verbose) that honours ``cancelSolve``."""
     global _BANNER_SILENCED
     import highspy
 
@@ -35,8 +42,22 @@ def new_highs(verbose: bool = False):
             os.dup2(saved, 1)
             os.close(saved)
         _BANNER_SILENCED = True
-    highs.setOptionValue("output_flag", bool(verbose))
+    set_option(highs, "output_flag", bool(verbose))
+    if hasattr(type(highs), "HandleUserInterrupt"):
+        highs.HandleUserInterrupt = True
     return highs
+
+
+def set_option(highs, key: str, value) -> None:
+    """``setOptionValue`` that raises (naming the option) when HiGHS rejects it."""
+    import highspy
+
+    try:
+        status = highs.setOptionValue(key, value)
+    except (TypeError, RuntimeError) as error:
+        raise SolverOptionError(key, f"HiGHS rejected this option: {error}", value) from None
+    if status == highspy.HighsStatus.kError:
+        raise SolverOptionError(key, "HiGHS rejected this option (unknown name or bad value)", value)
 
 
 def build_model(c, A: sp.csr_matrix, row_lo, row_hi, integral: bool, verbose: bool = False):
@@ -68,34 +89,41 @@ def build_model(c, A: sp.csr_matrix, row_lo, row_hi, integral: bool, verbose: bo
 
 def apply_options(highs, time_limit=None, mip_gap=1e-4, seed=0, threads=None, extra=None) -> None:
     if time_limit is not None:
-        highs.setOptionValue("time_limit", float(time_limit))
-    highs.setOptionValue("mip_rel_gap", float(mip_gap))
-    highs.setOptionValue("random_seed", int(seed))
+        set_option(highs, "time_limit", float(time_limit))
+    set_option(highs, "mip_rel_gap", float(mip_gap))
+    set_option(highs, "random_seed", int(seed))
     if threads is not None:
-        highs.setOptionValue("threads", int(threads))
+        set_option(highs, "threads", int(threads))
     for key, value in (extra or {}).items():
-        highs.setOptionValue(key, value)
+        set_option(highs, key, value)
 
 
-def run_guarded(highs, time_limit: float | None) -> None:
-    """``highs.run()`` with a watchdog: cancel at 1.1x the limit + 5 s if HiGHS overruns it."""
+def run_guarded(highs, time_limit: float | None) -> bool:
+    """``highs.run()`` with a watchdog that cancels it just after ``time_limit``; True if it fired."""
     if time_limit is None:
         highs.run()
-        return
-    timer = threading.Timer(1.1 * float(time_limit) + 5.0, highs.cancelSolve)
+        return False
+    fired = threading.Event()
+
+    def cancel() -> None:
+        fired.set()
+        highs.cancelSolve()
+
+    timer = threading.Timer(float(time_limit) + WATCHDOG_SLACK_S, cancel)
     timer.daemon = True
     timer.start()
     try:
         highs.run()
     finally:
         timer.cancel()
+    return fired.is_set()
 
 
 @dataclass
 class LPResult:
     """An LP relaxation's answer: objective = a valid upper bound when status is "optimal"."""
 
-    status: str
+    status: str  # "optimal" | "infeasible" | "time_limit" | "error"
     objective: float
     x: np.ndarray
     row_dual: np.ndarray
@@ -108,7 +136,7 @@ def solve_lp(c, A, row_lo, row_hi, time_limit=None, threads=None, method: str = 
 
     highs = build_model(c, A, row_lo, row_hi, integral=False, verbose=verbose)
     apply_options(highs, time_limit=time_limit, threads=threads)
-    highs.setOptionValue("solver", method)
+    set_option(highs, "solver", method)
     run_guarded(highs, time_limit)
     model_status = highs.getModelStatus()
     n = int(A.shape[1])
@@ -121,26 +149,48 @@ def solve_lp(c, A, row_lo, row_hi, time_limit=None, threads=None, method: str = 
             np.asarray(solution.row_dual, dtype=np.float64),
             np.asarray(solution.col_dual, dtype=np.float64),
         )
-    status = "infeasible" if model_status == highspy.HighsModelStatus.kInfeasible else "error"
+    if model_status == highspy.HighsModelStatus.kInfeasible:
+        status = "infeasible"
+    elif model_status in _stopped_statuses():
+        status = "time_limit"
+    else:
+        status = "error"
     empty = np.zeros(0)
     return LPResult(status, math.nan, np.zeros(n), empty, empty)
 
 
-def solve(problem, options):
+def _stopped_statuses():
+    import highspy
+
+    s = highspy.HighsModelStatus
+    return (s.kTimeLimit, s.kInterrupt, s.kIterationLimit, s.kSolutionLimit)
+
+
+@dataclass
+class HighsOptions(SolveOptions):
+    """``highs_options``: raw HiGHS options by name (checked by HiGHS; a bad one raises)."""
+
+    highs_options: dict = field(default_factory=dict)
+
+
+class HighsBackend(BaseBackend):
     """Exact MIP on the whole problem; status, bound and gap straight from HiGHS."""
 
-    from gdo_opt.selection.diagnose import explain_infeasible
+    name = "highs"
+    Options = HighsOptions
+    requires = ("highspy",)
 
-    form = problem.standard_form()
-    highs = build_model(form.c, form.A, form.row_lo, form.row_hi, integral=True, verbose=options.verbose)
-    extra = dict(options.extra)
-    apply_options(highs, options.time_limit, options.mip_gap, options.seed, options.threads, extra)
-    run_guarded(highs, options.time_limit)
-    return selection_from_highs(problem, highs, "highs", explain_infeasible)
+    def solve(self, problem, options: HighsOptions) -> RawResult:
+        form = problem.standard_form()
+        highs = build_model(form.c, form.A, form.row_lo, form.row_hi, integral=True, verbose=options.verbose)
+        limit = options.remaining()
+        apply_options(highs, limit, options.mip_gap, options.seed, options.threads, options.highs_options)
+        run_guarded(highs, limit)
+        return result_from_highs(highs)
 
 
-def selection_from_highs(problem, highs, solver_name: str, explain, columns=None):
-    """Turn a solved Highs MIP into a Selection (``columns`` maps model columns to candidates)."""
+def result_from_highs(highs, columns=None) -> RawResult:
+    """Turn a solved Highs MIP into a RawResult (``columns`` maps model columns to candidates)."""
     import highspy
 
     status_enum = highspy.HighsModelStatus
@@ -148,27 +198,25 @@ def selection_from_highs(problem, highs, solver_name: str, explain, columns=None
     info = highs.getInfo()
     text = highs.modelStatusToString(model_status)
     if model_status in (status_enum.kInfeasible, status_enum.kUnboundedOrInfeasible):
-        return problem.empty_selection(solver_name, "infeasible", explain(problem))
+        return RawResult(Status.INFEASIBLE)
+    stopped = model_status in _stopped_statuses()
     has_solution = int(info.primal_solution_status) == 2  # kSolutionStatusFeasible
     bound = float(info.mip_dual_bound)
     if not math.isfinite(bound):
         bound = math.nan
     if not has_solution:
-        return problem.empty_selection(
-            solver_name, "error", f"HiGHS stopped with '{text}' and no feasible solution", bound
-        )
+        status = Status.TIME_LIMIT if stopped else Status.ERROR
+        return RawResult(status, None, bound, f"HiGHS stopped with '{text}' and no feasible solution")
     x = np.asarray(highs.getSolution().col_value)
     chosen = np.flatnonzero(x > 0.5)
     if columns is not None:
         chosen = np.asarray(columns)[chosen]
-    status = "optimal" if model_status == status_enum.kOptimal else "feasible"
-    sel = problem.empty_selection(solver_name, status, f"HiGHS: {text}", bound)
-    sel.indices = np.sort(chosen.astype(np.int64))
-    sel.objective = float(info.objective_function_value)
-    sel.info.update(
-        mip_node_count=int(info.mip_node_count),
-        mip_gap=float(info.mip_gap),
-        rows=int(highs.getNumRow()),
-        cols=int(highs.getNumCol()),
+    if model_status == status_enum.kOptimal:
+        status = Status.OPTIMAL
+    else:
+        status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
+    return RawResult(
+        status, np.sort(chosen.astype(np.int64)), bound, f"HiGHS: {text}",
+        dict(mip_node_count=int(info.mip_node_count), mip_gap=float(info.mip_gap),
+             rows=int(highs.getNumRow()), cols=int(highs.getNumCol())),
     )
-    return sel

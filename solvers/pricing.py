@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gdo_opt.selection.problem import GroupFamily, ShareFamily
-
 DUAL_TOL = 1e-9  # |y_r| below this counts as 0 (solver noise on rows that cannot bind)
 
 
@@ -91,32 +89,16 @@ def initial_core(problem, extra=None, top_factor: float = 1.2, floor_factor: flo
     keep[order[: min(n, int(top_factor * max(1, problem.budget_hi)) + 1)]] = True
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
-    for fam in problem.families:
-        if isinstance(fam, GroupFamily) and (fam.lo > 0).any():
-            codes = fam.codes
-            need = np.where(fam.lo > 0, np.ceil(floor_factor * fam.lo) + floor_extra, 0)
-            member = codes >= 0
-            idx = np.flatnonzero(member)
-            within = _rank_within_groups(codes[idx], rank[idx])
-            keep[idx[within < need[codes[idx]]]] = True
-        elif isinstance(fam, ShareFamily) and fam.lo is not None and fam.lo > 0:
-            want = int(math.ceil(floor_factor * fam.lo * problem.budget_hi)) + floor_extra
-            members = order[fam.a_mask[order]]
-            keep[members[:want]] = True
+    from gdo_opt.selection.families import CoreContext
+
+    ctx = CoreContext(order, rank, int(problem.budget_hi), float(floor_factor), int(floor_extra))
+    for fam in problem.families:  # each family names the candidates its floors need
+        members = fam.core_members(ctx)
+        if members is not None:
+            keep[members] = True
     if extra is not None and len(extra):
         keep[np.asarray(extra, dtype=np.int64)] = True
     return np.flatnonzero(keep)
-
-
-def _rank_within_groups(codes: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """0-based position of each item inside its group when ordered by ``rank``."""
-    order = np.lexsort((rank, codes))
-    sc = codes[order]
-    start = np.r_[True, sc[1:] != sc[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(sc.size), 0))
-    out = np.empty(sc.size, dtype=np.int64)
-    out[order] = np.arange(sc.size) - first
-    return out
 
 
 def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: float | None = None,
@@ -137,7 +119,7 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
     grows = 0
     for round_ in range(max_rounds):
         cols = np.flatnonzero(in_core)
-        remaining = None if deadline is None else max(1.0, deadline - time.perf_counter())
+        remaining = None if deadline is None else max(0.05, deadline - time.perf_counter())
         start = time.perf_counter()
         lp, rows, why = pricer.sub_lp(cols, time_limit=remaining, threads=threads, method=method)
         lp_seconds = time.perf_counter() - start

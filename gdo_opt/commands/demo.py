@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "proxy: model-free GDO-format metrics (no model)")
     parser.add_argument("--n-images", type=int, default=900, help="demo pool image rows (default 900)")
     parser.add_argument("--n-videos", type=int, default=160, help="demo pool videos (default 160)")
-    parser.add_argument("--solver", default="auto", choices=("auto", "highs", "cpsat", "greedy", "cvxpy"))
+    from gdo_opt.solvers import backend_names
+
+    parser.add_argument("--solver", default="auto", choices=backend_names(),
+                        help="solver backend (default auto; see docs/solvers.md)")
 
 
 # What the demo's descriptor stage computes, and with which settings (see the module docstring).
@@ -123,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
         metrics.note = "model-free proxies: amm/frame_diversity (optical flow), coverage (hashed n-grams), " \
                        "loss_video (unigram NLL of the answer); no vds/stability/temporal_prob"
     presets = [load_preset(name) for name in BUILTIN]
-    config = SelectConfig(solver=args.solver, seed=args.seed)
+    from gdo_opt.solvers import DEFAULT_TIME_LIMIT
+
+    config = SelectConfig(solver=args.solver, seed=args.seed, time_limit=DEFAULT_TIME_LIMIT)
     build_all(frame, metrics, presets, config, out, console)
     console.print(f"demo finished in {time.perf_counter() - start:.1f}s; outputs in {out}/", highlight=False)
     return 0

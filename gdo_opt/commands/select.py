@@ -18,8 +18,13 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", metavar="FILE",
                         help="descriptors.parquet (gdo-opt merge) or the published GDO merged-metrics JSONL")
     parser.add_argument("--target-count", type=int, default=None, metavar="N", help="override the preset's budget rule")
-    parser.add_argument("--solver", default="auto", choices=("auto", "highs", "cpsat", "greedy", "cvxpy"))
-    parser.add_argument("--time-limit", type=float, default=None, metavar="S", help="solver time limit in seconds")
+    from gdo_opt.solvers import DEFAULT_TIME_LIMIT, backend_names
+
+    parser.add_argument("--solver", default="auto", choices=backend_names(),
+                        help="solver backend (default auto; see docs/solvers.md)")
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
+                        help=f"time limit per solve in seconds (default {DEFAULT_TIME_LIMIT:g}); on expiry the best "
+                             "feasible subset so far is kept with its certified gap (status time_limit)")
     parser.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap to stop at (default 1e-4)")
     parser.add_argument("--seed", type=int, default=42, help="solver and baseline seed (default 42)")
     parser.add_argument("--baseline-multiplier", type=int, default=10, metavar="M",

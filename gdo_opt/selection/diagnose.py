@@ -11,92 +11,47 @@ import math
 
 import numpy as np
 
-from gdo_opt.selection.families import GroupFamily, ShareFamily, fmt_number
-from gdo_opt.selection.problem import SelectionProblem
 
-
-def explain_infeasible(problem: SelectionProblem) -> str:
+def explain_infeasible(problem) -> str:
     reasons = _counting_reasons(problem)
     if reasons:
         return "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "")
     return _deletion_filter(problem)
 
 
-def _upper_families(problem) -> list[GroupFamily]:
-    return [f for f in problem.families if isinstance(f, GroupFamily) and np.isfinite(f.hi).any()]
-
-
-def _max_selectable(problem, mask: np.ndarray, families: list[GroupFamily], limit: float) -> float:
-    """LP upper bound on how many candidates of ``mask`` can be chosen under upper-bound families."""
+def _max_selectable(problem, uppers: list, mask: np.ndarray, limit: float) -> float:
+    """LP upper bound on how many candidates of ``mask`` can be chosen under the families' upper bounds."""
+    from gdo_opt.selection.problem import SelectionProblem
     from gdo_opt.solvers.highs import solve_lp
 
     cols = np.flatnonzero(mask)
     if cols.size == 0:
         return 0.0
     sub = SelectionProblem(np.ones(cols.size), (0, int(min(limit, cols.size))))
-    for fam in families:
-        codes = fam.codes[cols]
-        sub.families.append(
-            GroupFamily(
-                fam.name, fam.kind, codes, fam.labels, np.zeros_like(fam.lo), fam.hi,
-                np.bincount(codes[codes >= 0], minlength=fam.labels.size),
-            )
-        )
+    sub.families.extend(fam.upper_part(cols) for fam in uppers)
     form = sub.standard_form()
     lp = solve_lp(form.c, form.A, form.row_lo, form.row_hi)
     return math.floor(lp.objective + 1e-6) if lp.status == "optimal" else 0.0
 
 
-def _counting_reasons(problem: SelectionProblem) -> list[str]:
+def _counting_reasons(problem) -> list[str]:
+    """Each family's own counting arguments (a floor above its group, floors above the budget, a
+    share the candidates surviving the other families' upper bounds cannot reach)."""
     reasons: list[str] = []
-    lo_k, hi_k = problem.budget_lo, problem.budget_hi
-    if lo_k > problem.n:
-        reasons.append(f"budget needs ≥ {lo_k} but the pool has only {problem.n} candidates")
-    uppers = _upper_families(problem)
+    if problem.budget_lo > problem.n:
+        reasons.append(f"budget needs ≥ {problem.budget_lo} but the pool has only {problem.n} candidates")
+    uppers = [f for f in problem.families if f.upper_part(np.zeros(0, dtype=np.int64)) is not None]
+
+    def max_selectable(mask, limit):
+        return _max_selectable(problem, uppers, mask, limit)
+
     for fam in problem.families:
-        if isinstance(fam, GroupFamily):
-            short = np.flatnonzero(fam.lo > fam.sizes)
-            if short.size:
-                g = int(short[0])
-                more = f" (and {short.size - 1} more groups)" if short.size > 1 else ""
-                reasons.append(
-                    f"{fam.name}[{fam.labels[g]!r}] needs ≥ {fmt_number(fam.lo[g])} but only "
-                    f"{int(fam.sizes[g])} candidates have that label{more}"
-                )
-            floor_total = float(fam.lo.sum())
-            if floor_total > hi_k:
-                reasons.append(
-                    f"{fam.name} floors need ≥ {fmt_number(floor_total)} in total but the budget allows at most {hi_k}"
-                )
-            outside = int((fam.codes < 0).sum())
-            most = float(np.minimum(fam.hi, fam.sizes).sum()) + outside
-            if most < lo_k:
-                reasons.append(
-                    f"budget needs ≥ {lo_k} but {fam.name} lets at most {fmt_number(most)} be selected"
-                )
-        elif isinstance(fam, ShareFamily) and fam.b_mask.all():
-            others = [f for f in uppers]
-            names = " and ".join(f.name for f in others) or "the budget"
-            if fam.lo is not None and fam.lo > 0:
-                need = math.ceil(fam.lo * lo_k - 1e-9)
-                got = _max_selectable(problem, fam.a_mask, others, hi_k)
-                if got < need:
-                    reasons.append(
-                        f"share {fam.name} needs ≥ {need} of {lo_k} but only {fmt_number(got)} candidates "
-                        f"in its mask survive {names}"
-                    )
-            if fam.hi is not None and fam.hi < 1:
-                need = math.ceil((1 - fam.hi) * lo_k - 1e-9)
-                got = _max_selectable(problem, ~fam.a_mask, others, hi_k)
-                if got < need:
-                    reasons.append(
-                        f"share {fam.name} allows ≤ {fmt_number(fam.hi * lo_k)} of {lo_k} from its mask, so "
-                        f"≥ {need} must come from outside it, but only {fmt_number(got)} survive {names}"
-                    )
+        reasons.extend(fam.counting_reasons(problem, uppers, max_selectable))
     return reasons
 
 
-def _feasible_lp(problem: SelectionProblem, families) -> bool:
+def _feasible_lp(problem, families) -> bool:
+    from gdo_opt.selection.problem import SelectionProblem
     from gdo_opt.solvers.highs import solve_lp
 
     sub = SelectionProblem(problem.scores, (problem.budget_lo, problem.budget_hi))
@@ -106,7 +61,7 @@ def _feasible_lp(problem: SelectionProblem, families) -> bool:
     return lp.status == "optimal"
 
 
-def _deletion_filter(problem: SelectionProblem) -> str:
+def _deletion_filter(problem) -> str:
     families = list(problem.families)
     if _feasible_lp(problem, families):
         names = ", ".join(["budget", *(f.name for f in families)])

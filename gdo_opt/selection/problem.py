@@ -16,14 +16,13 @@ over millions of candidates. ``standard_form()`` turns it into one sparse matrix
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from gdo_opt.errors import FrozenProblemError, ParameterError
 from gdo_opt.selection.families import (
+    Family,
     GroupFamily,
     LinearFamily,
     ShareFamily,
@@ -31,81 +30,23 @@ from gdo_opt.selection.families import (
     bounds_per_group,
     encode_labels,
     fmt_number,
-    group_rows,
     parse_budget,
     row_bounds,
+    table_row,
     with_dict_labels,
 )
+from gdo_opt.selection.result import Selection, Violation
+from gdo_opt.selection.standard_form import StandardForm, build_standard_form
+from gdo_opt.solvers.base import relative_gap
 
-STATUSES = ("optimal", "feasible", "infeasible", "error")
+# Magnitudes beyond this are rejected: HiGHS treats |a| ≥ 1e15 as an error (large_matrix_value)
+# and no 64-bit integer scaling (CP-SAT) could hold them.
+MAX_MAGNITUDE = 1e15
 
-
-@dataclass(frozen=True)
-class Violation:
-    """One unmet constraint: ``value`` should lie in ``[lo, hi]``."""
-
-    name: str
-    group: Any
-    value: float
-    lo: float
-    hi: float
-
-    def __str__(self) -> str:
-        where = self.name if self.group is None else f"{self.name}[{self.group!r}]"
-        return f"{where} = {fmt_number(self.value)} not in [{fmt_number(self.lo)}, {fmt_number(self.hi)}]"
-
-
-@dataclass
-class Selection:
-    """A solver's answer with its certificate: ``bound`` is a valid upper bound on the optimum."""
-
-    indices: np.ndarray
-    objective: float
-    bound: float
-    gap: float
-    status: str
-    solver: str
-    seconds: float
-    message: str = ""
-    info: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.indices.size)
-
-    def __repr__(self) -> str:
-        return (
-            f"Selection(n={self.indices.size}, status={self.status!r}, solver={self.solver!r}, "
-            f"objective={self.objective:.6g}, bound={self.bound:.6g}, gap={self.gap:.3g}, "
-            f"seconds={self.seconds:.3f})"
-        )
-
-
-def relative_gap(objective: float, bound: float) -> float:
-    """(bound − objective) / max(1, |bound|), the convention HiGHS uses; inf without a bound."""
-    if not (math.isfinite(objective) and math.isfinite(bound)):
-        return math.inf
-    return max(0.0, bound - objective) / max(1.0, abs(bound))
-
-
-@dataclass
-class StandardForm:
-    """max cᵀx  s.t.  row_lo ≤ A x ≤ row_hi,  x ∈ {0,1}ᴺ — what every solver consumes.
-
-    Row 0 is the budget. ``row_family[r]`` is the index into ``problem.families`` (-1 = budget) and
-    ``row_group[r]`` the group index inside that family, so solvers can name rows in messages.
-    """
-
-    c: np.ndarray
-    A: sp.csr_matrix
-    row_lo: np.ndarray
-    row_hi: np.ndarray
-    row_family: np.ndarray
-    row_group: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.A.shape
-
+__all__ = [
+    "GroupFamily", "LinearFamily", "Selection", "SelectionProblem", "ShareFamily", "StandardForm", "Violation",
+    "relative_gap",
+]
 
 # --------------------------------------------------------------------------- the problem
 
@@ -131,11 +72,14 @@ class SelectionProblem:
             raise ValueError(
                 f"scores has {int(bad.sum())} non-finite value(s) (NaN/inf), first at index {first}"
             )
+        if np.abs(scores).max() > MAX_MAGNITUDE:
+            raise ParameterError("scores", f"has values beyond ±{MAX_MAGNITUDE:g} (no solver holds them exactly)")
         self.scores = scores
         self.n = int(scores.size)
         self.budget_lo, self.budget_hi = parse_budget(budget, self.n)
-        self.families: list[GroupFamily | ShareFamily | LinearFamily] = []
+        self.families: list[Family] = []
         self._standard_form: StandardForm | None = None
+        self._frozen = False
 
     # ----------------------------------------------------------------- building
 
@@ -198,6 +142,8 @@ class SelectionProblem:
                 raise ValueError(f"{name}: coef has {matrix.shape[1]} columns, expected {self.n}")
         if not np.isfinite(matrix.data).all():
             raise ValueError(f"{name}: coef has non-finite values")
+        if matrix.nnz and np.abs(matrix.data).max() > MAX_MAGNITUDE:
+            raise ParameterError("coef", f"{name}: has values beyond ±{MAX_MAGNITUDE:g} (no solver holds them)")
         rows = matrix.shape[0]
         lo_arr = row_bounds(lo, rows, -math.inf, name, "lo")
         hi_arr = row_bounds(hi, rows, math.inf, name, "hi")
@@ -229,6 +175,9 @@ class SelectionProblem:
         return family
 
     def _check_name(self, name: str) -> None:
+        if self._frozen:
+            raise FrozenProblemError(f"cannot add {name!r}: the problem was solved and is frozen; "
+                                     "add constraints to problem.copy()")
         if not isinstance(name, str) or not name:
             raise ValueError("constraint name must be a non-empty string")
         if name == "budget" or any(f.name == name for f in self.families):
@@ -243,77 +192,43 @@ class SelectionProblem:
     # ----------------------------------------------------------------- standard form
 
     def standard_form(self) -> StandardForm:
-        """All rows as one CSR matrix (row 0 = budget). Redundant group rows are dropped."""
-        if self._standard_form is not None:
-            return self._standard_form
-        n = self.n
-        blocks = [sp.csr_matrix((np.ones(n), np.arange(n), np.array([0, n])), shape=(1, n))]
-        row_lo = [np.array([float(self.budget_lo)])]
-        row_hi = [np.array([float(self.budget_hi)])]
-        row_family = [np.array([-1])]
-        row_group = [np.array([0])]
-        for index, fam in enumerate(self.families):
-            if isinstance(fam, GroupFamily):
-                groups = fam.active_groups()
-                block = group_rows(fam.codes, groups, fam.labels.size, n)
-                lo = fam.lo[groups]
-                hi = np.minimum(fam.hi[groups], fam.sizes[groups]).astype(np.float64)
-                gid = groups
-            elif isinstance(fam, ShareFamily):
-                rows, lo, hi = [], [], []
-                a = fam.a_mask.astype(np.float64)
-                b = fam.b_mask.astype(np.float64)
-                if fam.lo is not None and fam.lo > 0:
-                    rows.append(a - fam.lo * b)
-                    lo.append(0.0)
-                    hi.append(math.inf)
-                if fam.hi is not None and fam.hi < 1:
-                    rows.append(a - fam.hi * b)
-                    lo.append(-math.inf)
-                    hi.append(0.0)
-                block = sp.csr_matrix(np.vstack(rows)) if rows else sp.csr_matrix((0, n))
-                block.eliminate_zeros()
-                lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
-                gid = np.arange(len(rows))
-            else:
-                block, lo, hi = fam.matrix, fam.lo, fam.hi
-                gid = np.arange(block.shape[0])
-            blocks.append(block)
-            row_lo.append(np.asarray(lo, dtype=np.float64))
-            row_hi.append(np.asarray(hi, dtype=np.float64))
-            row_family.append(np.full(block.shape[0], index))
-            row_group.append(np.asarray(gid, dtype=np.int64))
-        A = sp.vstack(blocks, format="csr")
-        A.sort_indices()
-        self._standard_form = StandardForm(
-            c=self.scores,
-            A=A,
-            row_lo=np.concatenate(row_lo),
-            row_hi=np.concatenate(row_hi),
-            row_family=np.concatenate(row_family).astype(np.int64),
-            row_group=np.concatenate(row_group).astype(np.int64),
-        )
+        """All rows as one CSR matrix (row 0 = budget), built by the families; cached."""
+        if self._standard_form is None:
+            self._standard_form = build_standard_form(self)
         return self._standard_form
 
     def row_name(self, row: int) -> str:
         """Human name of a standard-form row, e.g. ``per_video['v17']`` or ``video_share.lo``."""
         form = self.standard_form()
         fam_index, group = int(form.row_family[row]), int(form.row_group[row])
-        if fam_index < 0:
-            return "budget"
-        fam = self.families[fam_index]
-        if isinstance(fam, GroupFamily):
-            return f"{fam.name}[{fam.labels[group]!r}]"
-        if isinstance(fam, ShareFamily):
-            side = "lo" if (fam.lo is not None and fam.lo > 0 and group == 0) else "hi"
-            return f"{fam.name}.{side}"
-        return f"{fam.name}[{group}]" if fam.matrix.shape[0] > 1 else fam.name
+        return "budget" if fam_index < 0 else self.families[fam_index].row_name(group)
 
     # ----------------------------------------------------------------- checking
 
+    def valid_indices(self, indices) -> np.ndarray:
+        """``indices`` as int64, or ``ParameterError`` for fractions, NaN, booleans or out-of-range."""
+        arr = np.asarray(indices).ravel()
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arr.dtype.kind == "b":
+            raise ParameterError("indices", "must be integers, not booleans (use np.flatnonzero(mask))")
+        if arr.dtype.kind not in "iu":
+            try:
+                values = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ParameterError("indices", f"must be integers (got dtype {arr.dtype})") from None
+            bad = ~np.isfinite(values) | (values != np.round(values))
+            if bad.any():
+                raise ParameterError("indices", "must be integers", arr[np.flatnonzero(bad)[0]])
+            arr = values
+        idx = arr.astype(np.int64)
+        if idx.min() < 0 or idx.max() >= self.n:
+            raise ParameterError("indices", f"selection has indices outside [0, {self.n})")
+        return idx
+
     def indicator(self, indices) -> np.ndarray:
-        """0/1 vector of a selection; rejects out-of-range or repeated indices."""
-        idx = np.asarray(indices, dtype=np.int64).ravel()
+        """0/1 vector of a selection; rejects fractional, out-of-range or repeated indices."""
+        idx = self.valid_indices(indices)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise ValueError(f"selection has indices outside [0, {self.n})")
         x = np.zeros(self.n, dtype=np.float64)
@@ -323,37 +238,18 @@ class SelectionProblem:
         return x
 
     def objective(self, indices) -> float:
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = self.valid_indices(indices)
         return float(self.scores[idx].sum()) if idx.size else 0.0
 
     def check(self, indices, tol: float = 1e-6) -> list[Violation]:
-        """Every violated constraint of a selection, recomputed from scratch (independent of solvers)."""
+        """Every violated constraint of a selection, recomputed by the families (not the solvers)."""
         x = self.indicator(indices)
         out: list[Violation] = []
         total = float(x.sum())
         if total < self.budget_lo or total > self.budget_hi:
             out.append(Violation("budget", None, total, self.budget_lo, self.budget_hi))
         for fam in self.families:
-            if isinstance(fam, GroupFamily):
-                counts = fam.counts(x)
-                bad = np.flatnonzero((counts < fam.lo - tol) | (counts > fam.hi + tol))
-                out.extend(
-                    Violation(fam.name, fam.labels[g], float(counts[g]), float(fam.lo[g]), float(fam.hi[g]))
-                    for g in bad
-                )
-            elif isinstance(fam, ShareFamily):
-                a, b = float(x[fam.a_mask].sum()), float(x[fam.b_mask].sum())
-                lo = -math.inf if fam.lo is None else fam.lo * b
-                hi = math.inf if fam.hi is None else fam.hi * b
-                if a < lo - tol or a > hi + tol:
-                    out.append(Violation(fam.name, None, a, lo, hi))
-            else:
-                values = fam.matrix @ x
-                bad = np.flatnonzero((values < fam.lo - tol) | (values > fam.hi + tol))
-                out.extend(
-                    Violation(fam.name, int(r), float(values[r]), float(fam.lo[r]), float(fam.hi[r]))
-                    for r in bad
-                )
+            out.extend(fam.violations(x, tol))
         return out
 
     def constraint_table(self, indices, detail_limit: int = 50) -> list[dict]:
@@ -363,116 +259,41 @@ class SelectionProblem:
         counts of binding and violated groups; smaller ones get a row per group as well.
         """
         x = self.indicator(indices)
-        rows: list[dict] = []
-        total = float(x.sum())
-        rows.append(_table_row("budget", "budget", None, self.budget_lo, self.budget_hi, total))
+        rows = [table_row("budget", "budget", None, self.budget_lo, self.budget_hi, float(x.sum()))]
         for fam in self.families:
-            if isinstance(fam, GroupFamily):
-                counts = fam.counts(x)
-                groups = np.flatnonzero((fam.lo > 0) | (fam.hi < fam.sizes))
-                lo, hi, got = fam.lo[groups], np.minimum(fam.hi[groups], fam.sizes[groups]), counts[groups]
-                binding = (np.abs(got - lo) < 1e-9) & (lo > 0) | (np.abs(got - fam.hi[groups]) < 1e-9)
-                violated = (got < lo - 1e-6) | (got > hi + 1e-6)
-                rows.append(
-                    {
-                        "name": fam.name,
-                        "kind": fam.kind,
-                        "group": "*",
-                        "groups": int(fam.labels.size),
-                        "bounded_groups": int(groups.size),
-                        "lo": float(lo.min()) if groups.size else 0.0,
-                        # the bound as set (a cap no group reaches is still the cap)
-                        "hi": float(fam.hi[groups].max()) if groups.size else _finite_max(fam.hi),
-                        "achieved": float(got.sum()) if groups.size else 0.0,
-                        "binding": int(binding.sum()),
-                        "violated": int(violated.sum()),
-                        "largest_group": float(counts.max()) if counts.size else 0.0,
-                    }
-                )
-                if fam.labels.size <= detail_limit:
-                    for g in range(fam.labels.size):
-                        rows.append(
-                            _table_row(fam.name, fam.kind, fam.labels[g], fam.lo[g], fam.hi[g], counts[g])
-                        )
-            elif isinstance(fam, ShareFamily):
-                a, b = float(x[fam.a_mask].sum()), float(x[fam.b_mask].sum())
-                share = a / b if b else 0.0
-                row = _table_row(
-                    fam.name,
-                    "share",
-                    None,
-                    0.0 if fam.lo is None else fam.lo,
-                    1.0 if fam.hi is None else fam.hi,
-                    share,
-                )
-                row.update(count=a, of=b)
-                # tight at whole rows: one more (or one fewer) row of the mask would break a bound
-                lo_s, hi_s = fam.lo, fam.hi
-                row["binding"] = bool(b > 0 and ((hi_s is not None and hi_s < 1 and (a + 1) / b > hi_s + 1e-12)
-                                                 or (lo_s is not None and lo_s > 0 and (a - 1) / b < lo_s - 1e-12)))
-                rows.append(row)
-            else:
-                values = fam.matrix @ x
-                for r in range(values.size):
-                    rows.append(_table_row(fam.name, "linear", r, fam.lo[r], fam.hi[r], values[r]))
+            rows.extend(fam.table(x, detail_limit))
         return rows
 
     # ----------------------------------------------------------------- solving
 
-    def solve(
-        self,
-        solver: str = "auto",
-        time_limit: float | None = None,
-        mip_gap: float = 1e-4,
-        seed: int = 0,
-        threads: int | None = None,
-        verbose: bool = False,
-        **options,
-    ) -> Selection:
-        """Solve with one backend and re-verify the answer with :meth:`check`.
+    def solve(self, solver="auto", **options) -> Selection:
+        """Solve with a registered backend (by name) or a backend instance, then check the answer.
 
-        A backend answer that violates a constraint is never returned as feasible: its status
-        becomes "error" and the message lists the violations.
+        Options: ``time_limit``, ``mip_gap`` (1e-4), ``seed``, ``threads``, ``verbose`` and the
+        backend's own (unknown keys raise ``SolverOptionError``). The problem is frozen from now
+        on (``copy()`` gives an editable one). See ``gdo_opt.selection.solve`` for the status rules.
         """
-        from gdo_opt.solvers import SolveOptions, get_solver
+        from gdo_opt.selection.solve import solve
 
-        backend = get_solver(solver)
-        opts = SolveOptions(
-            time_limit=time_limit, mip_gap=mip_gap, seed=seed, threads=threads, verbose=verbose, extra=options
-        )
-        start = time.perf_counter()
-        try:
-            selection = backend(self, opts)
-        except ImportError as error:
-            selection = self.empty_selection(solver, "error", f"{solver}: {error}")
-        selection.seconds = time.perf_counter() - start
-        selection.indices = np.unique(np.asarray(selection.indices, dtype=np.int64))
-        if selection.status in ("optimal", "feasible"):
-            violations = self.check(selection.indices)
-            if violations:
-                shown = "; ".join(str(v) for v in violations[:5])
-                more = f" (+{len(violations) - 5} more)" if len(violations) > 5 else ""
-                selection.status = "error"
-                selection.message = (
-                    f"{selection.solver} returned a selection violating {len(violations)} "
-                    f"constraint(s): {shown}{more}. {selection.message}"
-                ).strip()
-            else:
-                selection.objective = self.objective(selection.indices)
-                selection.gap = relative_gap(selection.objective, selection.bound)
-        return selection
+        return solve(self, solver, **options)
 
-    def empty_selection(self, solver: str, status: str, message: str, bound: float = math.nan) -> Selection:
-        return Selection(
-            indices=np.zeros(0, dtype=np.int64),
-            objective=math.nan,
-            bound=bound,
-            gap=math.inf,
-            status=status,
-            solver=solver,
-            seconds=0.0,
-            message=message,
-        )
+    def freeze(self) -> None:
+        """No more constraints after a solve: results must stay reproducible from the problem."""
+        self._frozen = True
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def copy(self) -> SelectionProblem:
+        """An editable copy with the same scores, budget and families (families are shared, read-only)."""
+        other = SelectionProblem.__new__(SelectionProblem)
+        other.scores, other.n = self.scores, self.n
+        other.budget_lo, other.budget_hi = self.budget_lo, self.budget_hi
+        other.families = list(self.families)
+        other._standard_form = self._standard_form
+        other._frozen = False
+        return other
 
     def to_cvxpy(self):
         """``(x, objective, constraints)`` as cvxpy objects, so users can add rows and pick a solver."""
@@ -499,25 +320,3 @@ class SelectionProblem:
         )
 
     __repr__ = summary
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _finite_max(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.max()) if finite.size else math.inf
-
-
-def _table_row(name, kind, group, lo, hi, achieved) -> dict:
-    lo, hi, achieved = float(lo), float(hi), float(achieved)
-    return {
-        "name": name,
-        "kind": kind,
-        "group": group,
-        "lo": lo,
-        "hi": hi,
-        "achieved": achieved,
-        "binding": bool((lo > 0 and abs(achieved - lo) < 1e-9) or abs(achieved - hi) < 1e-9),
-        "violated": bool(achieved < lo - 1e-6 or achieved > hi + 1e-6),
-    }

@@ -34,8 +34,6 @@ from gdo_opt.subset.report import (
     print_summary,
 )
 
-SOLVERS = ("auto", "highs", "cpsat", "greedy", "cvxpy")
-
 
 @dataclass
 class SelectConfig:
@@ -60,6 +58,14 @@ class SelectResult:
     eligible: np.ndarray  # rows that entered the problem
     report: dict
     timing: dict = field(default_factory=dict)
+
+
+def check_solver(solver) -> None:
+    """A registered backend name (``backend_names()``) or a backend instance."""
+    from gdo_opt.solvers import backend_names
+
+    if isinstance(solver, str) and solver not in backend_names():
+        raise GdoError(f"--solver = {solver!r}: expected one of {', '.join(backend_names())}")
 
 
 def _r(x) -> float | None:
@@ -124,8 +130,7 @@ def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, co
 
 def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
     """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
-    if config.solver not in SOLVERS:
-        raise GdoError(f"--solver = {config.solver!r}: expected one of {', '.join(SOLVERS)}")
+    check_solver(config.solver)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     n = len(frame)
@@ -141,7 +146,7 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
     except ValueError as error:
         raise GdoError(f"preset {preset.name}: solver {config.solver}: {error}") from None
     timing["solve_s"] = time.perf_counter() - t1
-    if selection.status not in ("optimal", "feasible"):
+    if not selection.has_selection:  # optimal, feasible, or stopped at the time limit with a subset
         raise GdoError(
             f"preset {preset.name} ({Path(preset.source).name}): {selection.status} with K = {k}: "
             f"{' '.join(str(selection.message).split()) or 'no explanation from the solver'}"

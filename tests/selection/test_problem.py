@@ -2,50 +2,41 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from gdo_opt.solvers import BaseBackend, RawResult
 
 from gdo_opt import SelectionProblem
+from gdo_opt.testing.oracle import Description, brute_force
 
 EXACT = ["highs", "cpsat", "cvxpy"]
 
 
-def random_problem(n: int, seed: int) -> SelectionProblem:
+def random_problem(n: int, seed: int) -> Description:
     """A tiny instance with every constraint family (quotas, caps, dedup, shares, linear)."""
     rng = np.random.default_rng(seed)
     k = int(rng.integers(2, max(3, n // 2)))
-    p = SelectionProblem(np.round(rng.normal(size=n), 3), budget=(k - 1, k + 1))
+    d = Description(np.round(rng.normal(size=n), 3), budget=(k - 1, k + 1))
     strata = rng.choice(["a", "b", "c"], size=n)
-    p.add_group_bounds(strata, lo={"a": 1}, hi={"b": 2, "c": 3}, name="stratum")
+    d.add("group", "stratum", labels=strata, lo={"a": 1}, hi={"b": 2, "c": 3})
     videos = np.where(rng.random(n) < 0.6, rng.integers(0, 3, n), -1)
-    p.add_cap(videos, at_most=2, name="per_video")
+    d.add("cap", "per_video", labels=videos, at_most=2)
     dedup = np.where(rng.random(n) < 0.4, rng.integers(0, 3, n), -1)
-    p.add_exclusive(dedup, name="dedup")
+    d.add("exclusive", "dedup", labels=dedup)
     video = videos >= 0
-    p.add_share(video, lo=0.25, hi=0.75, name="video_share")
+    d.add("share", "video_share", mask=video, lo=0.25, hi=0.75)
     temporal = video & (rng.random(n) < 0.5)
-    p.add_share(temporal, lo=0.3, of=video, name="temporal_share")
-    p.add_linear(rng.integers(0, 3, size=n), hi=2 * k, name="cost")
-    return p
-
-
-def brute_force(p: SelectionProblem) -> float | None:
-    best = None
-    for size in range(p.budget_lo, p.budget_hi + 1):
-        for combo in itertools.combinations(range(p.n), size):
-            if not p.check(list(combo)):
-                value = p.objective(list(combo))
-                best = value if best is None or value > best else best
-    return best
+    d.add("share", "temporal_share", mask=temporal, lo=0.3, of=video)
+    d.add("linear", "cost", coef=rng.integers(0, 3, size=n), hi=2 * k)
+    return d
 
 
 @pytest.mark.parametrize("seed", range(25))
 def test_exact_backends_match_brute_force(seed):
-    p = random_problem(12, seed)
-    optimum = brute_force(p)
+    desc = random_problem(12, seed)
+    p = desc.problem()
+    optimum, _ = brute_force(desc)
     for solver in EXACT:
         sel = p.solve(solver=solver, mip_gap=0)
         if optimum is None:
@@ -200,19 +191,19 @@ def test_sparse_linear_rows_and_constraint_table():
     assert not any(row["violated"] for row in table)
 
 
-def test_backend_answer_that_violates_is_reported_as_error(monkeypatch):
-    from gdo_opt.solvers import highs
+class _Broken(BaseBackend):
+    """Claims optimality for a subset that breaks the budget."""
 
+    name = "broken"
+
+    def solve(self, problem, options):
+        return RawResult("optimal", np.array([0, 1]), bound=5.0)
+
+
+def test_backend_answer_that_violates_is_reported_as_error():
     p = SelectionProblem([3.0, 2.0, 1.0], budget=1)
-
-    def broken(problem, options):
-        sel = problem.empty_selection("highs", "optimal", "", bound=5.0)
-        sel.indices = np.array([0, 1])
-        return sel
-
-    monkeypatch.setattr(highs, "solve", broken)
-    sel = p.solve("highs")
-    assert sel.status == "error"
+    sel = p.solve(_Broken())
+    assert sel.status == "error" and sel.indices.size == 0  # a violating subset is never returned
     assert "violating 1 constraint" in sel.message and "budget" in sel.message
 
 

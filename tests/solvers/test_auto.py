@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.instances import brute_force, make_instance, random_small_problem  # noqa: E402
-from gdo_opt.selection.problem import SelectionProblem  # noqa: E402
+from gdo_opt.selection.problem import SelectionProblem
+from gdo_opt.testing.instances import make_instance, random_small_instance
+from gdo_opt.testing.oracle import brute_force
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_exact_solvers_match_brute_force(seed):
-    problem = random_small_problem(100 + seed)
-    optimum = brute_force(problem)
+    desc = random_small_instance(100 + seed)
+    problem = desc.problem()
+    optimum, _ = brute_force(desc)
     for solver, extra in (("highs", {}), ("auto", {}), ("auto", {"force_core": True}), ("cpsat", {})):
         sel = problem.solve(solver, **extra)
         if optimum is None:

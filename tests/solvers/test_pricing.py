@@ -3,18 +3,12 @@ Lagrangian bound L(y) is valid for every dual vector of the right signs."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from gdo_opt.solvers import pricing
+from gdo_opt.solvers.highs import solve_lp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from gdo_opt.solvers import pricing  # noqa: E402
-from gdo_opt.solvers.highs import solve_lp  # noqa: E402
-
-from experiments.instances import make_instance  # noqa: E402
+from gdo_opt.testing.instances import make_instance
 
 
 def full_lp(problem):

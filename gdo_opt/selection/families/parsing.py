@@ -1,88 +1,48 @@
-"""Constraint families of a SelectionProblem, stored vectorized, and the argument parsing behind them.
-
-A family is either label codes + per-group bounds (quotas, caps, dedup), two masks (a share), or
-sparse rows (anything linear). Labels are encoded once with ``pandas.factorize`` so that counting
-a selection per group is one ``bincount``.
-"""
+"""Argument parsing behind the families: budgets, labels (encoded once with ``pandas.factorize``
+so counting a selection per group is one ``bincount``), per-group and per-row bounds, masks."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-
-def fmt_number(value: float) -> str:
-    if value is None:
-        return "None"
-    value = float(value)
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return str(int(value)) if value == int(value) else f"{value:.6g}"
-
-
-@dataclass
-class GroupFamily:
-    """Bounds on the count selected per group of a labelling (quotas, caps, dedup)."""
-
-    name: str
-    kind: str  # "group" | "cap" | "exclusive"
-    codes: np.ndarray  # int64 (N,), -1 = not in any group
-    labels: np.ndarray  # object (G,), the label of each code
-    lo: np.ndarray  # float64 (G,)
-    hi: np.ndarray  # float64 (G,), inf = no upper bound
-    sizes: np.ndarray  # int64 (G,), members per group
-
-    def counts(self, x: np.ndarray) -> np.ndarray:
-        member = self.codes >= 0
-        return np.bincount(self.codes[member], weights=x[member], minlength=self.labels.size)
-
-    def active_groups(self) -> np.ndarray:
-        """Groups whose bounds can bind: lo > 0 or hi < size (the rest need no row)."""
-        return np.flatnonzero((self.lo > 0) | (self.hi < self.sizes))
-
-
-@dataclass
-class ShareFamily:
-    """lo·Σ_B x ≤ Σ_A x ≤ hi·Σ_B x, stored as two masks."""
-
-    name: str
-    a_mask: np.ndarray  # bool (N,)
-    b_mask: np.ndarray  # bool (N,)
-    lo: float | None
-    hi: float | None
-
-
-@dataclass
-class LinearFamily:
-    """Arbitrary rows lo ≤ A x ≤ hi (CSR)."""
-
-    name: str
-    matrix: sp.csr_matrix
-    lo: np.ndarray
-    hi: np.ndarray
+from gdo_opt.selection.result import fmt_number
 
 
 def parse_budget(budget, n: int) -> tuple[int, int]:
+    """An int K, or a (lo, hi) pair (a None side means 0 / n); NaN, floats with a fraction, arrays
+    of another length and a bare None are errors naming ``budget``."""
+    from gdo_opt.errors import ParameterError
+
+    if budget is None:
+        raise ParameterError("budget", "is required: an int K or a (lo, hi) pair (use (None, None) for any size)")
+    if isinstance(budget, np.ndarray):
+        budget = budget.tolist()
     if isinstance(budget, (tuple, list)):
         if len(budget) != 2:
-            raise ValueError(f"budget must be an int or a (lo, hi) pair, got {budget!r}")
+            raise ParameterError("budget", "must be an int or a (lo, hi) pair", budget)
         lo, hi = budget
     else:
         lo = hi = budget
     lo = 0 if lo is None else lo
     hi = n if hi is None else hi
     for value in (lo, hi):
-        if isinstance(value, (bool, np.bool_)) or float(value) != int(value):
-            raise ValueError(f"budget must be integral, got {budget!r}")
+        if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+            raise ParameterError("budget", "must be integral", budget)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError("budget", "must be an int or a (lo, hi) pair of ints", budget) from None
+        if not math.isfinite(number) or number != int(number):
+            raise ParameterError("budget", "must be integral (finite, no fraction)", budget)
     lo, hi = int(lo), int(hi)
     if lo < 0 or hi < 0:
-        raise ValueError(f"budget must be non-negative, got {budget!r}")
+        raise ParameterError("budget", "must be non-negative", budget)
     if lo > hi:
-        raise ValueError(f"budget lo > hi ({lo} > {hi})")
+        raise ParameterError("budget", f"lo > hi ({lo} > {hi})", budget)
     return lo, hi
 
 

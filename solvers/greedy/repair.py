@@ -1,6 +1,6 @@
-"""Phase 2 of the greedy (``solvers/greedy.py``): repair by swaps.
+"""Phase 2 of the greedy (``solvers/greedy/``): repair by swaps.
 
-Every row still violated after phase 1 (``solvers/greedy_fill.py``) — a floor that caps/dedup
+Every row still violated after phase 1 (``fill.py``) — a floor that caps/dedup
 starved, a share inside a sub-pool, a generic row — is fixed by swaps: best candidates that raise it
 in, worst selected ones whose removal breaks nothing out, in batches that are kept only when no row
 gets worse. Rows that stay violated are reported by name (``solve`` then asks HiGHS).
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdo_opt.selection.problem import GroupFamily
-
-from .greedy_fill import TOL, GreedyFill, _excl_cumsum, _fixed_point, _Ranker
+from .fill import TOL, GreedyFill, _excl_cumsum, _fixed_point, _Ranker
 
 
 class Greedy(GreedyFill):
@@ -107,7 +105,7 @@ class Greedy(GreedyFill):
             fam_of = form.row_family[bad]
             for fam_index in np.unique(fam_of[fam_of >= 0]):
                 fam = problem.families[int(fam_index)]
-                if not isinstance(fam, GroupFamily):
+                if not fam.counted:
                     continue
                 rows = np.asarray(bad)[fam_of == fam_index]
                 groups = form.row_group[rows]
@@ -125,7 +123,7 @@ class Greedy(GreedyFill):
                 continue
             for r in bad:
                 fam_index = int(form.row_family[r])
-                if fam_index >= 0 and isinstance(problem.families[fam_index], GroupFamily):
+                if fam_index >= 0 and problem.families[fam_index].counted:
                     continue
                 if self._fix_row(form, r, order, before):
                     progressed = True
@@ -136,7 +134,7 @@ class Greedy(GreedyFill):
         left = np.flatnonzero(self.row_violations(form) > 1e-9)
         return [problem.row_name(int(r)) for r in left]
 
-    def _fill_groups(self, form, fam: GroupFamily, groups, order, before) -> bool:
+    def _fill_groups(self, form, fam, groups, order, before) -> bool:
         """Raise starved groups of one family: their best addable members in, worst others out."""
         deficit = np.zeros(fam.labels.size)
         counts = fam.counts(self.x.astype(np.float64))
@@ -155,7 +153,7 @@ class Greedy(GreedyFill):
         n_rem = max(0, n_add - room)
         return n_add > 0 and self._try_swap(form, adds, rems, n_add, n_rem, before)
 
-    def _eject_fill(self, form, fam: GroupFamily, groups, order, before) -> bool:
+    def _eject_fill(self, form, fam, groups, order, before) -> bool:
         """Raise starved groups whose members are blocked by a full group of another family: add
         them anyway, then eject the worst removable members of every over-full group (and of the
         budget). Kept only when no row gets worse; the batch is halved until it is."""

@@ -1,4 +1,4 @@
-"""Phase 1 of the greedy (``solvers/greedy.py``): score order with every upper bound checked.
+"""Phase 1 of the greedy (``solvers/greedy/``): score order with every upper bound checked.
 
 The bounds tracked while filling: group hi, caps, dedup, budget, shares over the whole pool (a count
 cap ⌊hi·K⌋ on the mask), linear rows with non-negative coefficients. Floors are protected by
@@ -6,7 +6,7 @@ reservation: an item that does not help a floor of a family may only use the bud
 floors leave free (K − Σ lo). Candidates are taken in blocks; inside a block the sequential rule
 "accept j iff every group of j still has room after the earlier accepted items" is found by
 fixed-point iteration on group ranks (cumsums), which reproduces the one-by-one result without a
-Python loop per candidate. Phase 2 (repair by swaps) is ``solvers/greedy_repair.py``.
+Python loop per candidate. Phase 2 (repair by swaps) is ``repair.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from gdo_opt.selection.problem import GroupFamily, LinearFamily, ShareFamily
 
 TOL = 1e-9
 MAX_WEIGHTED_ROWS = 64  # generic rows tracked densely by the greedy; more are left to the repair/HiGHS
@@ -103,7 +101,7 @@ def _fixed_point(rule, length: int, max_iter: int = 60) -> tuple[np.ndarray, int
 class GreedyFill:
     """State of one greedy run over a problem (x, counts per family, row activities) and phase 1.
 
-    ``greedy_repair.Greedy`` adds phase 2 (repair by swaps) on top of this state.
+    ``repair.Greedy`` adds phase 2 (repair by swaps) on top of this state.
     """
 
     def __init__(self, problem, order: np.ndarray | None = None) -> None:
@@ -119,40 +117,14 @@ class GreedyFill:
         self.counts: list[_Count] = []
         self.rows: list[_Row] = []
         self.skipped_rows = 0
+        for fam in problem.families:  # each family says what the greedy must track for it
+            counts, rows = fam.greedy_terms(self.n, self.k_lo, self.k_hi)
+            self.counts.extend(_Count(t.name, t.codes, np.asarray(t.lo, dtype=np.float64),
+                                      np.asarray(t.hi, dtype=np.float64), np.zeros(np.asarray(t.lo).size),
+                                      reserve=bool(t.reserve)) for t in counts)
+            for term in rows:
+                self._add_row(term.name, term.weights, term.lo, term.hi)
         k = self.k_hi
-        for fam in problem.families:
-            if isinstance(fam, GroupFamily):
-                hi = np.minimum(fam.hi, fam.sizes).astype(np.float64)
-                self.counts.append(
-                    _Count(fam.name, fam.codes, fam.lo.astype(np.float64), hi,
-                           np.zeros(fam.labels.size), reserve=bool((fam.lo > 0).any()))
-                )
-            elif isinstance(fam, ShareFamily):
-                a = fam.a_mask.astype(np.float64)
-                b = fam.b_mask.astype(np.float64)
-                if fam.b_mask.all():
-                    lo = 0.0 if fam.lo is None else math.ceil(fam.lo * k - 1e-9)
-                    hi = float(k) if fam.hi is None else math.floor(fam.hi * k + 1e-9)
-                    if self.k_lo == self.k_hi:
-                        # fixed budget: the share is exactly a count on the mask and on its complement
-                        codes = np.where(fam.a_mask, 0, 1).astype(np.int64)
-                        self.counts.append(_Count(
-                            fam.name, codes, np.array([lo, k - hi]), np.array([hi, k - lo]), np.zeros(2),
-                            reserve=True,
-                        ))
-                        continue
-                    codes = np.where(fam.a_mask, 0, -1).astype(np.int64)
-                    self.counts.append(
-                        _Count(fam.name, codes, np.array([lo]), np.array([hi]), np.zeros(1), reserve=lo > 0)
-                    )
-                if fam.lo is not None and fam.lo > 0:
-                    self._add_row(f"{fam.name}.lo", a - fam.lo * b, 0.0, math.inf)
-                if fam.hi is not None and fam.hi < 1:
-                    self._add_row(f"{fam.name}.hi", a - fam.hi * b, -math.inf, 0.0)
-            elif isinstance(fam, LinearFamily):
-                dense_rows = fam.matrix.shape[0]
-                for r in range(dense_rows):
-                    self._add_row(f"{fam.name}[{r}]", fam.matrix[r].toarray().ravel(), fam.lo[r], fam.hi[r])
         self.free = [max(0.0, k - float(c.lo.sum())) for c in self.counts]
         self.nested = self._nested_reservations()
 
@@ -195,11 +167,12 @@ class GreedyFill:
                     out.append((ci, fi, nested, inside, reserve))
         return out
 
-    def _add_row(self, name, w, lo, hi) -> None:
+    def _add_row(self, name, weights, lo, hi) -> None:
+        """``weights``: a callable building the dense row (only called for rows that are kept)."""
         if len(self.rows) >= MAX_WEIGHTED_ROWS:
             self.skipped_rows += 1
             return
-        self.rows.append(_Row(name, np.asarray(w, dtype=np.float64), float(lo), float(hi)))
+        self.rows.append(_Row(name, np.asarray(weights(), dtype=np.float64), float(lo), float(hi)))
 
     # ----------------------------------------------------------------- bookkeeping
 
