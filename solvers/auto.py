@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,6 @@ class AutoOptions(HighsOptions):
     core_top_factor: float = 1.2  # initial core: the top factor·K candidates by score ...
     core_floor_factor: float = 1.5  # ... and the top ⌈factor·lo⌉ + 5 of every floored group
     lp_method: str = "choose"  # HiGHS LP method in pricing: "choose", "simplex", "ipm"
-    progress: Callable | None = None  # called with one dict per event (greedy, pricing round, MIP)
 
 
 class AutoBackend(BaseBackend):
@@ -48,10 +46,6 @@ class AutoBackend(BaseBackend):
     def solve(self, problem, options: AutoOptions) -> RawResult:
         from gdo_opt.solvers.highs import HighsBackend
 
-        if options.progress is not None and not callable(options.progress):
-            from gdo_opt.errors import SolverOptionError
-
-            raise SolverOptionError("progress", "must be a callable or None", options.progress)
         if options.lp_method not in ("choose", "simplex", "ipm"):
             from gdo_opt.errors import SolverOptionError
 
@@ -70,17 +64,19 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     """Greedy → core LP + pricing → MIP on the core (see the module docstring)."""
     from gdo_opt.solvers import greedy, pricing
 
-    progress = options.progress
+    def progress(event: dict) -> None:
+        if options.progress is not None:
+            options.progress({**event, "elapsed": time.perf_counter() - t0})
+
     t0 = time.perf_counter()
     notes = [f"auto: core + pricing ({why})"]
     timings: dict[str, float] = {}
 
-    g_idx, g_left, _ = greedy.run_greedy(problem)
+    g_idx, g_left, _ = greedy.run_greedy(problem, deadline=options.deadline)
     g_ok = not g_left
     g_obj = problem.objective(g_idx) if g_ok else -math.inf
     timings["greedy"] = time.perf_counter() - t0
-    if progress is not None:
-        progress(dict(event="greedy", objective=g_obj, seconds=timings["greedy"], feasible=g_ok))
+    progress(dict(event="greedy", objective=g_obj, seconds=timings["greedy"], feasible=g_ok))
     notes.append(
         f"greedy {g_obj:.6g} in {timings['greedy']:.2f}s" if g_ok
         else f"greedy repair left {len(g_left)} row(s) violated; not used as seed"
@@ -117,8 +113,8 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     if not lp_left and problem.objective(lp_idx) > g_obj:
         g_idx, g_obj, g_ok = lp_idx, problem.objective(lp_idx), True
     notes.append(f"LP-guided greedy {g_obj:.10g} in {timings['guided_greedy']:.2f}s")
-    if progress is not None:
-        progress(dict(event="guided greedy", objective=g_obj, seconds=timings["guided_greedy"]))
+    progress(dict(event="guided greedy", objective=g_obj, bound=bound, gap=relative_gap(g_obj, bound),
+                  seconds=timings["guided_greedy"]))
     if g_ok and relative_gap(g_obj, bound) <= options.mip_gap:
         notes.append(f"within mip_gap of the pool bound: MIP skipped, certified gap {relative_gap(g_obj, bound):.3g}")
         info.update(mip_columns=0)
@@ -143,9 +139,8 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
         timings[f"mip_{attempt}"] = time.perf_counter() - t
         notes.append(f"core MIP {attempt}: {cols.size} columns, {raw.status}, {timings[f'mip_{attempt}']:.2f}s")
         objective = problem.objective(raw.indices) if raw.indices is not None else -math.inf
-        if progress is not None:
-            progress(dict(event="mip", attempt=attempt, columns=int(cols.size), status=str(raw.status),
-                          objective=objective, seconds=timings[f"mip_{attempt}"]))
+        progress(dict(event="mip", attempt=attempt, columns=int(cols.size), status=str(raw.status),
+                      objective=objective, seconds=timings[f"mip_{attempt}"]))
         if raw.indices is not None:
             # Any selection using a column j outside the MIP is worth ≤ L + d_j (Lagrangian bound
             # with x_j = 1), so max(core MIP bound, L + max outside d) bounds the whole pool.
@@ -204,6 +199,7 @@ def _core_mip(problem, pricer, cols, options: AutoOptions, time_limit, start_idx
             values = np.zeros(cols.size)
             values[pos] = 1.0
             model.setSolution(int(cols.size), np.arange(cols.size, dtype=np.int32), values)
+    hs.watch_incumbents(model, options, columns=int(cols.size))
     hs.run_guarded(model, time_limit)
     return hs.result_from_highs(model, columns=cols)
 

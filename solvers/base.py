@@ -81,6 +81,7 @@ class SolveOptions:
     seed: int = 0
     threads: int | None = None
     verbose: bool = False
+    progress: Callable | None = None  # called with one dict per phase event (``solvers/progress.py``)
     deadline: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,8 @@ class SolveOptions:
             raise SolverOptionError("threads", "must be a positive integer or None", self.threads)
         if not isinstance(self.verbose, bool):
             raise SolverOptionError("verbose", "must be True or False", self.verbose)
+        if self.progress is not None and not callable(self.progress):
+            raise SolverOptionError("progress", "must be a callable taking one dict, or None", self.progress)
 
     def start_clock(self) -> None:
         self.deadline = None if self.time_limit is None else time.perf_counter() + self.time_limit
@@ -111,6 +114,11 @@ class SolveOptions:
         if self.deadline is None:
             return None
         return max(floor, self.deadline - time.perf_counter())
+
+    def report(self, event: str, **fields) -> None:
+        """Tell ``progress`` (if any) what a phase did: ``report("pricing", round=2, core=25310)``."""
+        if self.progress is not None:
+            self.progress({"event": event, **fields})
 
     def expired(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline

@@ -119,6 +119,19 @@ def run_guarded(highs, time_limit: float | None) -> bool:
     return fired.is_set()
 
 
+def watch_incumbents(highs, options: SolveOptions, **label) -> None:
+    """Report every improving MIP solution (objective, bound, gap, nodes) to ``options.progress``."""
+    if options.progress is None or not hasattr(type(highs), "cbMipImprovingSolution"):
+        return
+
+    def on_incumbent(event) -> None:
+        out = event.data_out
+        options.report("incumbent", **label, objective=float(out.objective_function_value),
+                       bound=float(out.mip_dual_bound), gap=float(out.mip_gap), nodes=int(out.mip_node_count))
+
+    highs.cbMipImprovingSolution += on_incumbent
+
+
 @dataclass
 class LPResult:
     """An LP relaxation's answer: objective = a valid upper bound when status is "optimal"."""
@@ -185,6 +198,8 @@ class HighsBackend(BaseBackend):
         highs = build_model(form.c, form.A, form.row_lo, form.row_hi, integral=True, verbose=options.verbose)
         limit = options.remaining()
         apply_options(highs, limit, options.mip_gap, options.seed, options.threads, options.highs_options)
+        options.report("mip", rows=int(form.A.shape[0]), columns=problem.n, nnz=int(form.A.nnz))
+        watch_incumbents(highs, options)
         run_guarded(highs, limit)
         return result_from_highs(highs)
 

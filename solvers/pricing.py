@@ -190,14 +190,14 @@ def _grow(problem, pricer: Pricer, in_core: np.ndarray, why: str, force_all: boo
 
 
 def lp_bound(problem, pricer: Pricer | None = None, extra=None, deadline=None, threads=None,
-             direct_max_nnz: int = 300_000) -> PricingResult:
+             direct_max_nnz: int = 300_000, on_round=None) -> PricingResult:
     """A certified LP bound: the plain LP for small models, the core + pricing loop otherwise."""
     pricer = pricer or Pricer(problem)
     if pricer.form.A.nnz <= direct_max_nnz:
         core = np.arange(problem.n)
     else:
         core = initial_core(problem, extra=extra)
-    return price(problem, core, pricer=pricer, deadline=deadline, threads=threads)
+    return price(problem, core, pricer=pricer, deadline=deadline, threads=threads, on_round=on_round)
 
 
 __all__ = ["PricingResult", "Pricer", "initial_core", "lp_bound", "price"]

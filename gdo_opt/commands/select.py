@@ -34,6 +34,9 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablate", action="append", default=[], choices=sorted(ABLATE),
                         help="drop a descriptor family from the score (repeatable)")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a solver status line per phase on stderr (pricing round, core size, LP bound, "
+                             "incumbent, gap, elapsed); default: on when stderr is a terminal")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +67,13 @@ def load_inputs(args: argparse.Namespace):
     return frame, metrics
 
 
+def _progress_wanted(args: argparse.Namespace) -> bool:
+    import sys
+
+    wanted = getattr(args, "progress", None)
+    return sys.stderr.isatty() if wanted is None else bool(wanted)
+
+
 def config_from(args: argparse.Namespace):
     from gdo_opt.errors import GdoError
     from gdo_opt.subset.pipeline import SelectConfig
@@ -77,7 +87,8 @@ def config_from(args: argparse.Namespace):
     ablate = tuple(d for name in args.ablate for d in ABLATE[name])
     return SelectConfig(target_count=args.target_count, solver=args.solver, time_limit=args.time_limit,
                         mip_gap=args.mip_gap, seed=args.seed, baseline_multiplier=args.baseline_multiplier,
-                        frames_as=args.frames_as, ablate=ablate, html=not args.no_html)
+                        frames_as=args.frames_as, ablate=ablate, html=not args.no_html,
+                        progress=_progress_wanted(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,9 @@ def solve(problem, solver="auto", **options) -> Selection:
     start = time.perf_counter()
     if hasattr(opts, "start_clock"):
         opts.start_clock()
+    if hasattr(opts, "report"):
+        opts.report("start", solver=name, candidates=problem.n, budget=f"[{problem.budget_lo}, {problem.budget_hi}]",
+                    time_limit=getattr(opts, "time_limit", None))
     try:
         raw = backend.solve(problem, opts)
     except ImportError as error:
@@ -41,7 +44,11 @@ def solve(problem, solver="auto", **options) -> Selection:
     seconds = time.perf_counter() - start
     if not isinstance(raw, RawResult):
         raw = RawResult(Status.ERROR, message=f"{name}.solve returned {type(raw).__name__}, expected RawResult")
-    return finish(problem, name, raw, opts, seconds)
+    selection = finish(problem, name, raw, opts, seconds)
+    if hasattr(opts, "report"):
+        opts.report("done", solver=name, status=selection.status.value, objective=selection.objective,
+                    bound=selection.bound, gap=selection.gap, seconds=seconds)
+    return selection
 
 
 def finish(problem, name: str, raw: RawResult, options, seconds: float) -> Selection:

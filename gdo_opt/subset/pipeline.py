@@ -46,6 +46,7 @@ class SelectConfig:
     frames_as: str = "video"
     ablate: tuple[str, ...] = ()
     html: bool = True
+    progress: bool = False  # a status line per solver phase on stderr (the CLI turns it on)
 
 
 @dataclass
@@ -141,8 +142,13 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
 
     t1 = time.perf_counter()
     try:
+        progress = None
+        if config.progress:
+            from gdo_opt.solvers.progress import StderrProgress
+
+            progress = StderrProgress(prefix=preset.name)
         selection = problem.solve(solver=config.solver, time_limit=config.time_limit, mip_gap=config.mip_gap,
-                                  seed=config.seed)
+                                  seed=config.seed, progress=progress)
     except ValueError as error:
         raise GdoError(f"preset {preset.name}: solver {config.solver}: {error}") from None
     timing["solve_s"] = time.perf_counter() - t1

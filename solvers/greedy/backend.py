@@ -30,27 +30,28 @@ class GreedyOptions(SolveOptions):
     fallback: bool = True  # repair failed: ask HiGHS for a feasible set (False: report no subset)
 
 
-def run_greedy(problem, form=None, order=None) -> tuple[np.ndarray, list[str], dict]:
-    """Phase 1 + repair; returns (indices, names of rows still violated, timings)."""
+def run_greedy(problem, form=None, order=None, deadline=None) -> tuple[np.ndarray, list[str], dict]:
+    """Phase 1 + repair; returns (indices, names of rows still violated, timings). With a
+    ``deadline`` (perf_counter time) both phases stop there (``info["stopped"]``)."""
     form = form or problem.standard_form()
     start = time.perf_counter()
-    g = Greedy(problem, order=order)
+    g = Greedy(problem, order=order, deadline=deadline)
     g.fill()
     fill_s = time.perf_counter() - start
     left = g.repair(form)
     info = dict(fill_seconds=fill_s, repair_seconds=time.perf_counter() - start - fill_s,
-                skipped_rows=g.skipped_rows)
+                skipped_rows=g.skipped_rows, stopped=g.stopped)
     return np.flatnonzero(g.x), left, info
 
 
-def guided_pass(problem, form, result) -> tuple[np.ndarray, list[str]]:
+def guided_pass(problem, form, result, deadline=None) -> tuple[np.ndarray, list[str]]:
     """The greedy again, in LP order: reduced cost d = c − Aᵀy first (items the LP takes whole
     have d ≥ 0, items it leaves have d ≤ 0), then the LP value, then the score. The LP is almost
     integral, so this pass lands next to the optimum at the cost of one more greedy run."""
     x_lp = np.zeros(problem.n)
     x_lp[result.core] = result.x_core
     order = np.lexsort((-problem.scores, -np.round(x_lp, 9), -np.round(result.reduced, 9)))
-    idx, left, _ = run_greedy(problem, form, order=order)
+    idx, left, _ = run_greedy(problem, form, order=order, deadline=deadline)
     return idx, left
 
 
@@ -63,9 +64,14 @@ class GreedyBackend(BaseBackend):
 
         start = time.perf_counter()
         form = problem.standard_form()
-        indices, left, info = run_greedy(problem, form)
+        indices, left, info = run_greedy(problem, form, deadline=options.deadline)
         seconds = time.perf_counter() - start
         notes = [f"greedy {indices.size} items in {seconds:.2f}s"]
+        options.report("greedy", items=int(indices.size), objective=problem.objective(indices),
+                       rows_left=len(left), seconds=seconds)
+        if left and info["stopped"]:
+            return RawResult(Status.TIME_LIMIT, None, message="; ".join(
+                [*notes, f"stopped at the time limit with {len(left)} row(s) still violated"]), info=info)
         if left:
             shown = ", ".join(left[:5]) + (f" (+{len(left) - 5} more)" if len(left) > 5 else "")
             notes.append(f"repair left {len(left)} row(s) violated ({shown})")
@@ -77,18 +83,22 @@ class GreedyBackend(BaseBackend):
             raw.info.update(info, fallback="highs")
             return raw
         bound = float("nan")
-        status = Status.FEASIBLE
+        # cut short with every row holding: a valid subset, reported as stopped at the limit
+        status = Status.TIME_LIMIT if info["stopped"] else Status.FEASIBLE
         if options.bound:
-            result = pricing.lp_bound(problem, extra=indices, deadline=options.deadline, threads=options.threads)
+            result = pricing.lp_bound(problem, extra=indices, deadline=options.deadline, threads=options.threads,
+                                      on_round=options.progress)
             info["bound_iterations"] = result.iterations
             if result.status == "optimal":
                 bound = result.bound
+                options.report("lp bound", bound=bound, core=int(result.core.size), rounds=len(result.iterations))
                 notes.append(f"LP bound {bound:.6g} (core {result.core.size}, {len(result.iterations)} "
                              f"pricing round(s))")
                 if options.guided:
                     t = time.perf_counter()
-                    g_idx, g_left = guided_pass(problem, form, result)
+                    g_idx, g_left = guided_pass(problem, form, result, deadline=options.deadline)
                     value = problem.objective(g_idx)
+                    options.report("guided pass", objective=value, seconds=time.perf_counter() - t)
                     notes.append(f"LP-guided pass {value:.6g} in {time.perf_counter() - t:.2f}s")
                     info["guided_objective"] = value
                     if not g_left and value > problem.objective(indices):

@@ -12,6 +12,7 @@ Python loop per candidate. Phase 2 (repair by swaps) is ``repair.py``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +105,10 @@ class GreedyFill:
     ``repair.Greedy`` adds phase 2 (repair by swaps) on top of this state.
     """
 
-    def __init__(self, problem, order: np.ndarray | None = None) -> None:
+    def __init__(self, problem, order: np.ndarray | None = None, deadline: float | None = None) -> None:
         self.problem = problem
+        self.deadline = deadline  # perf_counter time after which fill and repair stop (None: never)
+        self.stopped = False  # True when the deadline cut a pass short
         # the order candidates are considered in: score order, or an LP-guided one (see greedy.guided_pass)
         self.by_score = order is None
         self.order = np.argsort(-problem.scores, kind="stable") if order is None else order
@@ -203,6 +206,8 @@ class GreedyFill:
         rows1 = [r for r in self.rows if r.phase1]
         length = 0
         while pos < order.size and self.total < self.k_hi:
+            if self.out_of_time():
+                break
             if (self.by_score and self.scores[order[pos]] <= 0 and self.total >= self.k_lo
                     and not self._floors_open()):
                 break
@@ -278,6 +283,11 @@ class GreedyFill:
             pos += exact
             if self.total - taken_before > 0.1 * exact:
                 length = 0  # the block was productive: back to ≈ 4× the budget left
+
+    def out_of_time(self) -> bool:
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.stopped = True
+        return self.stopped
 
     def _floors_open(self) -> bool:
         return any(bool((c.count[c.floored] < c.lo[c.floored]).any()) for c in self.counts)

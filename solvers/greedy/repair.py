@@ -94,7 +94,9 @@ class Greedy(GreedyFill):
         stuck: set = set()
         problem = self.problem
         order = self.order
-        for _ in range(max_rounds):
+        for _ in range(max_rounds):  # bounded: at most max_rounds passes, and never past the deadline
+            if self.out_of_time():
+                break
             before = self.row_violations(form)
             bad = np.flatnonzero(before > 1e-9)
             bad = [int(r) for r in bad if int(r) not in stuck]

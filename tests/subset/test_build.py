@@ -164,3 +164,14 @@ def test_cli_one_line_errors(tmp_path, capsys):
 def bench_frame_and_metrics():
     frame = bench.make_candidates(200, seed=2)
     return frame, align_metrics(frame["qa_uid"], bench.make_gdo_metrics(frame), "gdo-jsonl", "m.jsonl")
+
+
+def test_cli_progress_lines_on_request(pool, tmp_path, capsys):
+    candidates, metrics = _cli_inputs(pool, tmp_path)
+    args = ["select", "--candidates", str(candidates), "--metrics", str(metrics), "--preset", "diverse",
+            "--solver", "auto", "--target-count", "150", "--baseline-multiplier", "0", "--no-html"]
+    assert main([*args, "--progress", "--out", str(tmp_path / "a")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert any("diverse" in line and "done" in line and "gap" in line for line in lines), lines
+    assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "done" not in capsys.readouterr().err
