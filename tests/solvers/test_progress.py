@@ -6,6 +6,7 @@ import io
 
 from gdo_opt.solvers import Status
 from gdo_opt.solvers.progress import StderrProgress
+
 from gdo_opt.testing.instances import make_instance
 
 
