@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except GdoError as error:
-        print(f"gdo-opt {argv[0]}: error: {error}", file=sys.stderr)
+        from gdo_opt.commands._common import describe
+
+        print(f"gdo-opt {argv[0]}: error: {describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gdo-opt {argv[0]}: interrupted", file=sys.stderr)

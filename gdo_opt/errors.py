@@ -20,7 +20,7 @@ class GdoError(ValueError):
 class ParameterError(GdoError):
     """A bad value of one named parameter of a library call or config object.
 
-    ``str(error)`` reads ``"mip_gap = 2.0: must be in [0, 1)"`` (or ``"model: required ..."``
+    ``str(error)`` reads ``"mip_gap 2.0: must be in [0, 1)"`` (or ``"model: required ..."``
     without a value); ``error.render("--mip-gap")`` gives the same sentence under another name.
     """
 
@@ -33,8 +33,7 @@ class ParameterError(GdoError):
     def render(self, name: str) -> str:
         if self.value is _NO_VALUE:
             return f"{name}: {self.why}"
-        shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
-        return f"{name} = {shown}: {self.why}"
+        return f"{name} {self.value}: {self.why}"
 
     def __reduce__(self):  # picklable across worker processes
         args = (self.parameter, self.why) if self.value is _NO_VALUE else (self.parameter, self.why, self.value)

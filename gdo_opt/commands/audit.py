@@ -8,7 +8,7 @@ HELP = "evaluate a subset file against a goal: Σρ, violations, certified optim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gdo_opt.commands.select import add_pool_arguments
+    from gdo_opt.commands._common import add_pool_arguments
 
     parser.add_argument("--subset", required=True, metavar="FILE",
                         help="subset to audit: JSONL rows with qa_uid (ours or the published gdo_1x_*.jsonl), "
@@ -27,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from gdo_opt.atomic import write_json
-    from gdo_opt.commands.select import config_from, load_inputs
+    from gdo_opt.commands._common import load_inputs, select_config
     from gdo_opt.goal.preset import load_preset
     from gdo_opt.subset.audit import audit_file, print_audit, read_subset
 
     preset = load_preset(args.preset)
-    config = config_from(args)
+    config = select_config(args)
     read = read_subset(args.subset)  # a bad subset file fails before a large pool is read
     frame, metrics = load_inputs(args)
     report = audit_file(args.subset, frame, metrics, preset, config, solve=not args.no_solve, read=read)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gdo_opt.commands.select import add_pool_arguments
+from gdo_opt.commands._common import add_pool_arguments
 
 HELP = "build the subsets of all four goal presets"
 
@@ -17,12 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.commands.select import config_from, load_inputs
+    from gdo_opt.commands._common import load_inputs, select_config
     from gdo_opt.goal.preset import BUILTIN, load_preset
     from gdo_opt.subset.pipeline import build_all
 
     presets = [load_preset(p) for p in (args.presets or BUILTIN)]
-    config = config_from(args)
+    config = select_config(args)
     frame, metrics = load_inputs(args)
     build_all(frame, metrics, presets, config, args.out)
     return 0

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 
 
 @dataclass
@@ -77,8 +77,7 @@ class ModeDescriptor(Descriptor):
     def mode(cls, options: dict) -> str:
         mode = str(options.get(cls.mode_option, cls.modes[0]))
         if mode not in cls.modes:
-            flag = "--" + cls.mode_option.replace("_", "-")
-            raise GdoError(f"{flag} {mode}: expected {', '.join(cls.modes)}")
+            raise ParameterError(cls.mode_option, f"expected {', '.join(cls.modes)}", mode)
         return mode
 
     def requires_model(self, options: dict) -> bool:

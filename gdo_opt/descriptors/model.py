@@ -19,7 +19,7 @@ import torch
 
 from gdo_opt.descriptors.media import MediaError, load_frames
 from gdo_opt.descriptors.settings import mode_options
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 
 PROBE_QUESTION = (
     "Does answering the question above require temporal information (order, motion or change across "
@@ -40,7 +40,7 @@ def resolve_dtype(name: str | None, device: str) -> torch.dtype:
     table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
              "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
     if name not in table:
-        raise GdoError(f"--dtype {name}: expected auto, bf16, fp16 or fp32")
+        raise ParameterError("dtype", "expected auto, bf16, fp16 or fp32", name)
     return table[name]
 
 

@@ -138,7 +138,7 @@ class OneStepTrain(Descriptor):
             self.shared = False
         else:
             if ctx.model is None:
-                raise GdoError("ost: no model loaded; pass --model or option ost_model")
+                raise GdoError("ost: no model loaded; pass model or option ost_model")
             from gdo_opt.descriptors.model import resolve_dtype
 
             want = resolve_dtype(str(opts["ost_dtype"]), device)

@@ -22,12 +22,12 @@ import pandas as pd
 import pyarrow as pa
 
 from gdo_opt.atomic import write_json, write_parquet
-from gdo_opt.descriptors import DEFAULT_DESCRIPTORS, REGISTRY
+from gdo_opt.descriptors import DEFAULT_DESCRIPTORS, registry
 from gdo_opt.descriptors.base import Descriptor, ExtractContext
 from gdo_opt.descriptors.model_free import FEATURE_DIM
 from gdo_opt.descriptors.published import PUB_FEAT_DIM
 from gdo_opt.descriptors.settings import describe, resolve
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 
 MANIFEST = "manifest.json"
 # Options that change what a chunk contains or its values: a resume must use the same ones.
@@ -64,7 +64,7 @@ def load_candidate_table(path: str | os.PathLike) -> pd.DataFrame:
 def plan_chunks(table: pd.DataFrame, chunk_size: int, frames: int) -> list[np.ndarray]:
     """Row positions of each chunk: similar lengths together, so micro-batches pad little."""
     if chunk_size < 1:
-        raise GdoError(f"--chunk-size {chunk_size}: must be >= 1")
+        raise ParameterError("chunk_size", "must be >= 1", chunk_size)
     n_media = table["media"].map(lambda m: 0 if m is None else len(m)).to_numpy()
     n_media = np.where(table["media_kind"].to_numpy() == "video", frames, np.minimum(n_media, frames))
     text = (table["question"].str.len() + table["answer"].str.len()).to_numpy()
@@ -283,22 +283,23 @@ def check_extract(candidates, out, model, descriptors, options) -> tuple[dict, l
     Returns (resolved options, names, descriptor instances, those that need the model)."""
     opts = {"device": "auto", "dtype": "auto", **resolve(options)}
     names = list(descriptors or DEFAULT_DESCRIPTORS)
-    unknown = [n for n in names if n not in REGISTRY]
+    known = registry()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise GdoError(f"--descriptors: unknown {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})")
-    instances: list[Descriptor] = [REGISTRY[n]() for n in names]
+        raise ParameterError("descriptors", f"unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    instances: list[Descriptor] = [known[n]() for n in names]
     needs = [d for d in instances if d.requires_model(opts)]
     for d in instances:
         if hasattr(d, "check_options"):
             d.check_options(opts)
     if Path(out).exists() and not Path(out).is_dir():
-        raise GdoError(f"--out {out}: exists and is not a folder")
+        raise ParameterError("out", "exists and is not a folder", str(out))
     if not Path(candidates).is_file():
-        raise GdoError(f"--candidates {candidates}: candidate table not found (run `gdo-opt ingest` first)")
+        raise ParameterError("candidates", "candidate table not found (run `gdo-opt ingest` first)", str(candidates))
     if needs and not model:
-        raise GdoError(f"--model is required for: {', '.join(d.name for d in needs)}")
+        raise ParameterError("model", f"required for: {', '.join(d.name for d in needs)}")
     if needs and not (Path(model) / "config.json").is_file():
-        raise GdoError(f"--model {model}: not a model folder (no config.json); for a test run use "
-                       "`gdo-opt make-tiny-model DIR` (the demo writes one to gdo-demo/tiny-model)")
+        raise ParameterError("model", "not a model folder (no config.json); for a test run use "
+                       "`gdo-opt make-tiny-model DIR` (the demo writes one to gdo-demo/tiny-model)", str(model))
     return opts, names, instances, needs
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import ParameterError
 
 MODES = ("published", "fast")
 
@@ -77,14 +77,10 @@ POSITIVE_INT = ("frames", "stability_k", "max_new_tokens", "motion_frames", "bat
 NON_NEGATIVE_INT = ("top_k", "workers", "clusters")
 
 
-def flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
 def mode_options(mode: str = "published") -> dict[str, Any]:
     """The full option set of ``mode`` (``published`` or ``fast``)."""
     if mode not in MODES:
-        raise GdoError(f"--mode {mode}: expected {' or '.join(MODES)}")
+        raise ParameterError("mode", f"expected {' or '.join(MODES)}", mode)
     return {**COMMON, **(PUBLISHED if mode == "published" else FAST), "mode": mode}
 
 
@@ -97,24 +93,24 @@ def resolve(options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def check(opts: dict[str, Any]) -> None:
-    """Raise GdoError naming the flag for the first bad option (called before anything is loaded)."""
+    """Raise ParameterError naming the option for the first bad one (called before anything is loaded)."""
     for key, allowed in CHOICES.items():
         if key in opts and str(opts[key]) not in allowed:
-            raise GdoError(f"{flag(key)} {opts[key]}: expected {', '.join(allowed)}")
+            raise ParameterError(key, f"expected {', '.join(allowed)}", opts[key])
     for key in POSITIVE_INT:
         if key in opts and (isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < 1):
-            raise GdoError(f"{flag(key)} {opts[key]}: must be an integer >= 1")
+            raise ParameterError(key, "must be an integer >= 1", opts[key])
     for key in NON_NEGATIVE_INT:
         if key in opts and (isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < 0):
-            raise GdoError(f"{flag(key)} {opts[key]}: must be an integer >= 0")
+            raise ParameterError(key, "must be an integer >= 0", opts[key])
     if "temperature" in opts and not float(opts["temperature"]) > 0:
-        raise GdoError(f"--temperature {opts['temperature']}: must be > 0")
+        raise ParameterError("temperature", "must be > 0", opts["temperature"])
     if "top_p" in opts and not 0 < float(opts["top_p"]) <= 1:
-        raise GdoError(f"--top-p {opts['top_p']}: must be in (0, 1]")
+        raise ParameterError("top_p", "must be in (0, 1]", opts["top_p"])
     if opts.get("stability_k", 2) < 2:
-        raise GdoError(f"--stability-k {opts['stability_k']}: needs >= 2 samples for a pairwise Jaccard")
+        raise ParameterError("stability_k", "needs >= 2 samples for a pairwise Jaccard", opts["stability_k"])
     if opts.get("threads") is not None and int(opts["threads"]) < 1:
-        raise GdoError(f"--threads {opts['threads']}: must be >= 1")
+        raise ParameterError("threads", "must be >= 1", opts["threads"])
 
 
 def describe(opts: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 from gdo_opt.goal.preset import BudgetRule
 
 
@@ -45,7 +45,7 @@ def choose_budget(
     info: dict = {"kind": rule.kind, "pool": int(n), "reachable": int(reachable)}
     if target_count is not None:
         if target_count < 1:
-            raise GdoError(f"--target-count = {target_count}: must be >= 1")
+            raise ParameterError("target_count", "must be >= 1", target_count)
         raw = int(target_count)
         info["kind"] = "override"
         info["rule"] = f"--target-count {target_count}"

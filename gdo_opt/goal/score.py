@@ -122,5 +122,5 @@ def compute_score(metrics: Metrics, spec: ScoreSpec, n: int, ablate: tuple[str, 
         rho[missing] = spec.missing_penalty
     if not used:
         reasons = "; ".join(f"{d}: {why}" for d, why in sorted(dropped.items()))
-        raise GdoError(f"score: no term of the preset has data ({reasons}); pass --metrics with these columns")
+        raise GdoError(f"score: no term of the preset has data ({reasons}); give metrics with these columns")
     return ScoreResult(rho=rho, missing=missing, terms=used, dropped=dropped, normalized=normalized, stats=stats)

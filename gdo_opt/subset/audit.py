@@ -22,7 +22,7 @@ import pandas as pd
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.metrics import Metrics
 from gdo_opt.goal.preset import Preset
-from gdo_opt.subset.pipeline import SelectConfig, build_goal_problem, check_solver
+from gdo_opt.subset.pipeline import SelectConfig, build_goal_problem
 
 UID_KEYS = ("qa_uid", "id")  # row keys tried in order (the published export writes qa_uid)
 
@@ -127,7 +127,6 @@ def audit_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: 
     from gdo_opt.selection.problem import Violation, relative_gap
     from gdo_opt.subset.report import clean_constraint_rows
 
-    check_solver(config.solver)
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     k = int(rows.size)
     if k == 0:

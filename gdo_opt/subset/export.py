@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gdo_opt.atomic import atomic_open
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 
 FRAMES_AS = ("video", "images")
 
@@ -48,7 +48,7 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
               frames_as: str = "video") -> np.ndarray:
     """One JSON line (without newline) per row of ``frame``, in ``frame``'s order."""
     if frames_as not in FRAMES_AS:
-        raise GdoError(f"--frames-as = {frames_as!r}: expected one of {', '.join(FRAMES_AS)}")
+        raise ParameterError("frames_as", f"expected one of {', '.join(FRAMES_AS)}", frames_as)
     n = len(frame)
     if n == 0:
         return np.zeros(0, dtype=object)

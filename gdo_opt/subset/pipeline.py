@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from gdo_opt.atomic import write_json
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 from gdo_opt.goal.budget import choose_budget
 from gdo_opt.goal.constraints import add_constraints, max_reachable, pool_view, share_caps
 from gdo_opt.goal.metrics import Metrics
 from gdo_opt.goal.preset import Preset
 from gdo_opt.goal.score import compute_score
 from gdo_opt.subset.baseline import uniform_baseline
-from gdo_opt.subset.export import write_sft
+from gdo_opt.subset.export import FRAMES_AS, write_sft
 from gdo_opt.subset.missing import missing_summary
 from gdo_opt.subset.report import (
     clean_constraint_rows,
@@ -37,6 +37,8 @@ from gdo_opt.subset.report import (
 
 @dataclass
 class SelectConfig:
+    """How one goal is built; every value is checked here, so the library and the CLI agree."""
+
     target_count: int | None = None
     solver: str = "auto"
     time_limit: float | None = None
@@ -47,6 +49,22 @@ class SelectConfig:
     ablate: tuple[str, ...] = ()
     html: bool = True
     progress: bool = False  # a status line per solver phase on stderr (the CLI turns it on)
+
+    def __post_init__(self) -> None:
+        from gdo_opt.solvers import backend_names
+
+        if self.target_count is not None and self.target_count < 1:
+            raise ParameterError("target_count", "must be >= 1", self.target_count)
+        if isinstance(self.solver, str) and self.solver not in backend_names():
+            raise ParameterError("solver", f"expected one of {', '.join(backend_names())}", self.solver)
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ParameterError("time_limit", "must be > 0", self.time_limit)
+        if not 0 <= self.mip_gap < 1:
+            raise ParameterError("mip_gap", "must be in [0, 1)", self.mip_gap)
+        if self.baseline_multiplier < 0:
+            raise ParameterError("baseline_multiplier", "must be >= 0", self.baseline_multiplier)
+        if self.frames_as not in FRAMES_AS:
+            raise ParameterError("frames_as", f"expected one of {', '.join(FRAMES_AS)}", self.frames_as)
 
 
 @dataclass
@@ -59,14 +77,6 @@ class SelectResult:
     eligible: np.ndarray  # rows that entered the problem
     report: dict
     timing: dict = field(default_factory=dict)
-
-
-def check_solver(solver) -> None:
-    """A registered backend name (``backend_names()``) or a backend instance."""
-    from gdo_opt.solvers import backend_names
-
-    if isinstance(solver, str) and solver not in backend_names():
-        raise GdoError(f"--solver = {solver!r}: expected one of {', '.join(backend_names())}")
 
 
 def _r(x) -> float | None:
@@ -131,7 +141,6 @@ def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, co
 
 def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
     """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
-    check_solver(config.solver)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     n = len(frame)

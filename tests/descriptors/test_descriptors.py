@@ -162,7 +162,7 @@ def test_model_free_descriptors_and_errors(world, tmp_path):
     np.testing.assert_array_equal(merged["temporal_prob"], (cands["temporal_category"] == "temporal").to_numpy(float))
     assert np.isfinite(merged["coverage"]).all() and report["clustering"]["k"] >= 2
     assert merged["loss_video"].isna().all()
-    with pytest.raises(GdoError, match="--model is required"):
+    with pytest.raises(GdoError, match="model: required"):
         run_extract(world["cands"], tmp_path / "x", descriptors=["dependency"], progress=False)
     with pytest.raises(GdoError, match="unknown"):
         run_extract(world["cands"], tmp_path / "x", descriptors=["nope"], progress=False)

@@ -23,8 +23,8 @@ def cands(tmp_path):
     (["--frames", "0"], "--frames 0: must be an integer >= 1"),
     (["--stability-k", "1"], "--stability-k 1: needs >= 2 samples"),
     (["--temperature", "0"], "--temperature 0.0: must be > 0"),
-    ([], "--model is required for: dependency, difficulty, temporal, stability"),
-    (["--descriptors", "ost", "--ost-model", "{tmp}"], "--ost-val is required"),
+    ([], "--model: required for: dependency, difficulty, temporal, stability"),
+    (["--descriptors", "ost", "--ost-model", "{tmp}"], "--ost-val: required"),
     (["--descriptors", "ost", "--ost-val", "{tmp}/val.jsonl"], "--ost-val {tmp}/val.jsonl: file not found"),
 ])
 def test_bad_arguments_fail_fast_and_create_nothing(tmp_path, cands, capsys, extra, message):
