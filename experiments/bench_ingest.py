@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gdo_opt.ingest import pool as P
+from gdo_opt.ingest import pool
+from gdo_opt.ingest import schema as P
 from gdo_opt.ingest import text as pool_text
 
 TARGET = 32
@@ -145,7 +146,7 @@ def baseline(inputs: list[tuple[str, str]], out: str) -> int:
 
 def run_ours(inputs: list[tuple[str, str]], out: str, workers: int | None) -> int:
     files = {kind: [p for k, p in inputs if k == kind] for kind in ("onevision", "video")}
-    res = P.ingest(**files, progress=False, workers=workers)
+    res = pool.ingest(**files, progress=False, workers=workers)
     pq.write_table(res.table, out)
     return res.table.num_rows
 

@@ -1,6 +1,6 @@
 """Benchmark: exact vs first-order OST on the toy pool — agreement, noise detection and throughput.
 
-Builds the toy task of gdo_opt.descriptors.one_step (facts asked in pool phrasing, a corrupted share with shuffled
+Builds the toy task of gdo_opt.testing.ost_fixtures (facts asked in pool phrasing, a corrupted share with shuffled
 answers, target phrasing for the validation set), warms a tiny Qwen3 LM up on clean data, then scores
 the pool with each (parameter subset, estimator) and prints, side by side: Spearman / Kendall rank
 agreement with the exact utility, top-k overlap, AUC(clean vs corrupted) and samples/s.
@@ -37,19 +37,21 @@ def main() -> int:
     from scipy.stats import kendalltau, spearmanr
     from sklearn.metrics import roc_auc_score
 
-    from gdo_opt.descriptors import one_step as ost
+    from gdo_opt.descriptors.ost_scorer import OstScorer
+    from gdo_opt.descriptors.ost_tokens import encode_pairs
+    from gdo_opt.testing.ost_fixtures import toy_model, toy_pool, toy_targets, toy_tokenizer, warm_up
 
     console = Console(stderr=True)
     torch.manual_seed(args.seed)
-    tok = ost.toy_tokenizer()
-    questions, answers, bad, clean = ost.toy_pool(args.n, args.corrupt, seed=args.seed)
-    targets = ost.toy_targets(args.seed)
-    model = ost.toy_model(tok, seed=args.seed)
-    warm = ost.encode_pairs(tok, [q for q, _ in targets] + questions, [a for _, a in targets] + clean, 64)
-    curve = ost.warm_up(model, warm, steps=args.steps, batch=32, lr=3e-3, seed=args.seed, pad_id=tok.pad_token_id)
+    tok = toy_tokenizer()
+    questions, answers, bad, clean = toy_pool(args.n, args.corrupt, seed=args.seed)
+    targets = toy_targets(args.seed)
+    model = toy_model(tok, seed=args.seed)
+    warm = encode_pairs(tok, [q for q, _ in targets] + questions, [a for _, a in targets] + clean, 64)
+    curve = warm_up(model, warm, steps=args.steps, batch=32, lr=3e-3, seed=args.seed, pad_id=tok.pad_token_id)
     model.to(args.device)
-    val = ost.encode_pairs(tok, [q for q, _ in targets], [a for _, a in targets], 64)
-    pool = ost.encode_pairs(tok, questions, answers, 64)
+    val = encode_pairs(tok, [q for q, _ in targets], [a for _, a in targets], 64)
+    pool = encode_pairs(tok, questions, answers, 64)
     console.print(f"pool {args.n} ({int(bad.sum())} corrupted), targets {len(val)}, warm-up loss "
                   f"{curve[0]:.3f} -> {curve[-1]:.3f}, η={args.lr}, device {args.device}")
 
@@ -67,7 +69,7 @@ def main() -> int:
         exact = None
         for mode, projection in variants:
             proj_dim = 0 if projection == "none" else args.proj_dim
-            scorer = ost.OstScorer(model, val, params=params, lr=args.lr, proj_dim=proj_dim, seed=args.seed,
+            scorer = OstScorer(model, val, params=params, lr=args.lr, proj_dim=proj_dim, seed=args.seed,
                                    projection=projection if projection not in (None, "none") else "auto",
                                    pad_id=tok.pad_token_id)
             if projection not in (None, "none") and scorer.proj_dim >= scorer.n_params:

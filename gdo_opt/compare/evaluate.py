@@ -24,23 +24,20 @@ from pathlib import Path
 import pandas as pd
 
 from gdo_opt.compare.convergence import TIDY_COLUMNS
+from gdo_opt.compare.lmms_results import latest_results_json, tidy_rows
 from gdo_opt.compare.train import (
-    _check_env,
-    _check_str_list,
     check_tool,
     format_command,
     list_checkpoints,
-    load_section,
     log_tail,
     resolve_path,
     run_logged,
     tool_python,
 )
+from gdo_opt.config import check_ranges, load_section, str_list, str_map
 from gdo_opt.errors import GdoError
 
 DEFAULT_TASKS = ("mvbench", "videomme", "mlvu_test", "lvbench")
-# Preferred metric names when a task reports several (first match wins; override with [eval] metrics).
-METRIC_PREFERENCE = ("accuracy", "acc", "exact_match", "score")
 
 EVAL_SPEC: dict[str, tuple[type, ...]] = {
     "model": (str,),
@@ -109,26 +106,22 @@ def load_eval_config(path: str | Path) -> EvalConfig:
     if values.get("python") and "/" in values["python"]:
         values["python"] = resolve_path(base, values["python"])
     tasks = values.get("tasks", list(DEFAULT_TASKS))
-    tasks = [t.strip() for item in _check_str_list(path, "eval", "tasks", tasks) for t in item.split(",") if t.strip()]
+    tasks = [t.strip() for item in str_list(path, "eval", "tasks", tasks) for t in item.split(",") if t.strip()]
     if not tasks:
         raise GdoError(f"{path}: [eval] key 'tasks' is empty")
     values["tasks"] = tasks
-    values["extra_args"] = _check_str_list(path, "eval", "extra_args", values.get("extra_args", []))
-    values["export_args"] = _check_str_list(path, "eval", "export_args", values.get("export_args", []))
-    values["env"] = _check_env(path, "eval", values.get("env", {}))
-    values["model_args"] = _check_env(path, "eval.model_args", values.get("model_args", {}))
+    values["extra_args"] = str_list(path, "eval", "extra_args", values.get("extra_args", []))
+    values["export_args"] = str_list(path, "eval", "export_args", values.get("export_args", []))
+    values["env"] = str_map(path, "eval", values.get("env", {}))
+    values["model_args"] = str_map(path, "eval.model_args", values.get("model_args", {}))
     if "pretrained" in values["model_args"]:
         raise GdoError(f"{path}: [eval.model_args] 'pretrained' is set per checkpoint from 'target'; remove it")
     metrics = values.get("metrics", {})
     if not all(isinstance(v, str) for v in metrics.values()):
         raise GdoError(f"{path}: [eval.metrics] values must be metric names (strings)")
     cfg = EvalConfig(**values, source=str(path))
-    for key in ("batch_size", "num_processes"):
-        if getattr(cfg, key) < 1:
-            raise GdoError(f"{path}: [eval] key '{key}' must be >= 1")
-    for key in ("limit", "samples_per_step"):
-        if getattr(cfg, key) < 0:
-            raise GdoError(f"{path}: [eval] key '{key}' must be >= 0")
+    check_ranges(path, "eval", cfg, at_least_1=("batch_size", "num_processes"),
+                 at_least_0=("limit", "samples_per_step"))
     return cfg
 
 
@@ -179,86 +172,6 @@ def samples_seen(checkpoint: Path, samples_per_step: int = 0) -> int:
     if run_meta.get("dataset_size"):
         seen = min(seen, int(run_meta["dataset_size"]) * int(run_meta.get("num_train_epochs") or 1))
     return seen
-
-
-# ---------------------------------------------------------------------------------------------
-# lmms-eval results -> tidy rows
-
-
-def _pick_metric(entry: dict, task: str, metrics: dict[str, str]) -> tuple[str, float] | None:
-    """(metric, value) of one results entry; keys look like "accuracy,none" / "acc_stderr,none"."""
-    values = {}
-    for key, value in entry.items():
-        if key == "alias" or "_stderr" in key or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        values.setdefault(key.split(",", 1)[0], float(value))
-    if not values:
-        return None
-    wanted = metrics.get(task)
-    if wanted:
-        if wanted not in values:
-            raise GdoError(f"task {task}: metric '{wanted}' not in results (has {', '.join(sorted(values))})")
-        return wanted, values[wanted]
-    for preferred in METRIC_PREFERENCE:
-        for name in sorted(values):
-            if name == preferred:
-                return name, values[name]
-    for preferred in METRIC_PREFERENCE:
-        for name in sorted(values):
-            if preferred in name:
-                return name, values[name]
-    name = sorted(values)[0]
-    return name, values[name]
-
-
-def _leaves(name: str, group_subtasks: dict[str, list[str]]) -> list[str]:
-    if name not in group_subtasks:
-        return [name]
-    return [leaf for sub in group_subtasks[name] for leaf in _leaves(sub, group_subtasks)]
-
-
-def tidy_rows(results: dict, tasks: list[str], metrics: dict[str, str] | None = None) -> list[dict]:
-    """Flatten one lmms-eval results JSON into (task, subtask, metric, accuracy) rows.
-
-    A group (e.g. mvbench) gives one row per leaf subtask plus a ``subtask == ""`` row: the group's own
-    aggregate when lmms-eval reports one, else the mean of its subtasks weighted by their sample counts.
-    """
-    metrics = metrics or {}
-    per_task = results.get("results", {})
-    groups = results.get("groups", {})
-    group_subtasks = results.get("group_subtasks", {})
-    n_samples = results.get("n-samples", {})
-    rows = []
-    for task in tasks:
-        if task in group_subtasks:
-            subrows = []
-            for leaf in _leaves(task, group_subtasks):
-                picked = _pick_metric(per_task.get(leaf, {}), task, metrics)
-                if picked is None:
-                    continue
-                weight = (n_samples.get(leaf) or {}).get("effective") or 1
-                subrows.append({"task": task, "subtask": leaf, "metric": picked[0], "accuracy": picked[1],
-                                "_w": weight})
-            own = _pick_metric(groups.get(task) or per_task.get(task, {}), task, metrics)
-            if own is None and subrows:
-                total = sum(r["_w"] for r in subrows)
-                own = (subrows[0]["metric"], sum(r["accuracy"] * r["_w"] for r in subrows) / total)
-            if own is None:
-                raise GdoError(f"lmms-eval results have no metric for task group {task}")
-            rows.append({"task": task, "subtask": "", "metric": own[0], "accuracy": own[1]})
-            rows += [{k: v for k, v in r.items() if k != "_w"} for r in subrows]
-        else:
-            picked = _pick_metric(per_task.get(task, {}), task, metrics)
-            if picked is None:
-                raise GdoError(f"lmms-eval results have no metric for task {task}")
-            rows.append({"task": task, "subtask": "", "metric": picked[0], "accuracy": picked[1]})
-    return rows
-
-
-def latest_results_json(output_path: Path) -> Path | None:
-    """lmms-eval writes OUTPUT/<model_name_sanitized>/<date>_results.json; newest name wins."""
-    found = sorted(output_path.glob("**/*_results.json"), key=lambda p: p.name)
-    return found[-1] if found else None
 
 
 # ---------------------------------------------------------------------------------------------

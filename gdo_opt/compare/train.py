@@ -17,14 +17,9 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from gdo_opt.config import check_ranges, load_section, str_list, str_map
 from gdo_opt.errors import GdoError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 INSTALL_HINT = ("install it with `pip install 'gdo-opt[{extra}]'` (pin torch first), or create the CPU test "
                 "environment with `scripts/setup-heavy.sh` (see docs/comparison.md)")
@@ -32,68 +27,6 @@ INSTALL_HINT = ("install it with `pip install 'gdo-opt[{extra}]'` (pin torch fir
 DEEPSPEED_STAGES = ("", "zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 TRAIN_TYPES = ("full", "lora")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
-
-
-# ---------------------------------------------------------------------------------------------
-# TOML config loading shared by train and eval
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def load_section(
-    path: str | Path, section: str, spec: dict[str, tuple[type, ...]], required: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Read ``[section]`` of a TOML file, rejecting unknown keys, wrong types and missing required keys
-    (file + key in the message)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise GdoError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise GdoError(f"{path}: invalid TOML: {error}") from None
-    extra_sections = sorted(set(data) - {section})
-    if extra_sections:
-        raise GdoError(f"{path}: unknown section or key '{extra_sections[0]}' (expected only [{section}])")
-    if section not in data or not isinstance(data[section], dict):
-        raise GdoError(f"{path}: missing [{section}] table")
-    values = data[section]
-    for key, value in values.items():
-        if key not in spec:
-            raise GdoError(f"{path}: [{section}] unknown key '{key}' (known: {', '.join(sorted(spec))})")
-        types = spec[key]
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-            values[key] = value
-            ok = True
-        if not ok:
-            raise GdoError(f"{path}: [{section}] key '{key}' must be {_type_name(types)}, "
-                           f"got {type(value).__name__} {value!r}")
-    for key in required:
-        if not values.get(key):
-            raise GdoError(f"{path}: [{section}] missing required key '{key}'")
-    return values
-
-
-def _check_str_list(path: Path, section: str, key: str, value: Any) -> list[str]:
-    items = [value] if isinstance(value, str) else value
-    if not all(isinstance(item, str) for item in items):
-        raise GdoError(f"{path}: [{section}] key '{key}' must be a string or an array of strings")
-    return list(items)
-
-
-def _check_env(path: Path, section: str, env: dict) -> dict[str, str]:
-    out = {}
-    for key, value in env.items():
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise GdoError(f"{path}: [{section}.env] key '{key}' must be a string or number")
-        out[str(key)] = str(value)
-    return out
 
 
 def resolve_path(base: Path, value: str) -> str:
@@ -261,27 +194,24 @@ def load_train_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     values = load_section(path, "train", TRAIN_SPEC, required=("model", "dataset", "output_dir"))
     base = path.resolve().parent
-    values["dataset"] = [resolve_path(base, d) for d in _check_str_list(path, "train", "dataset", values["dataset"])]
+    values["dataset"] = [resolve_path(base, d) for d in str_list(path, "train", "dataset", values["dataset"])]
     values["model"] = resolve_path(base, values["model"])
     values["output_dir"] = str((base / Path(values["output_dir"]).expanduser()).resolve())
     if values.get("python"):
         values["python"] = resolve_path(base, values["python"]) if "/" in values["python"] else values["python"]
-    values["extra_args"] = _check_str_list(path, "train", "extra_args", values.get("extra_args", []))
-    values["env"] = _check_env(path, "train", values.get("env", {}))
+    values["extra_args"] = str_list(path, "train", "extra_args", values.get("extra_args", []))
+    values["env"] = str_map(path, "train", values.get("env", {}))
     cfg = TrainConfig(**values, source=str(path))
     if cfg.train_type not in TRAIN_TYPES:
         raise GdoError(f"{path}: [train] key 'train_type' must be one of {', '.join(TRAIN_TYPES)}, got {cfg.train_type!r}")
     if cfg.deepspeed not in DEEPSPEED_STAGES and not cfg.deepspeed.endswith(".json"):
         stages = ", ".join(s for s in DEEPSPEED_STAGES if s)
         raise GdoError(f"{path}: [train] key 'deepspeed' must be empty, one of {stages}, or a .json file")
-    for key in ("nproc_per_node", "nnodes", "per_device_train_batch_size", "gradient_accumulation_steps",
-                "num_train_epochs"):
-        if getattr(cfg, key) < 1:
-            raise GdoError(f"{path}: [train] key '{key}' must be >= 1")
-    for key in ("saves_per_epoch", "save_steps", "max_pixels", "video_max_pixels", "fps_max_frames", "max_length",
-                "dataset_size"):
-        if getattr(cfg, key) < 0:
-            raise GdoError(f"{path}: [train] key '{key}' must be >= 0")
+    check_ranges(path, "train", cfg,
+                 at_least_1=("nproc_per_node", "nnodes", "per_device_train_batch_size", "gradient_accumulation_steps",
+                             "num_train_epochs"),
+                 at_least_0=("saves_per_epoch", "save_steps", "max_pixels", "video_max_pixels", "fps_max_frames",
+                             "max_length", "dataset_size"))
     if not cfg.learning_rate > 0:
         raise GdoError(f"{path}: [train] key 'learning_rate' must be > 0")
     if cfg.save_rounding not in ("ceil", "floor"):

@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from gdo_opt.atomic import write_json, write_parquet
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
+from gdo_opt.stats import robust_z
 
 RAW_COLUMNS = (
     "amm", "frame_diversity", "loss_video", "loss_blind", "vds", "ppl", "temporal_prob", "stability",
@@ -27,21 +28,6 @@ RAW_COLUMNS = (
 VECTORS = ("feat", "pub_feat")
 Z_CLIP = 5.0
 EXAMPLES = 20
-
-
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(x - median) / (IQR / 1.349), clipped to [-5, 5]; NaN stays NaN; constant columns give 0."""
-    x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    out = np.full_like(x, np.nan)
-    if not finite.any():
-        return out
-    q25, med, q75 = np.percentile(x[finite], [25, 50, 75])
-    scale = (q75 - q25) / 1.349
-    if not scale > 0:
-        scale = np.std(x[finite]) or 1.0
-    out[finite] = np.clip((x[finite] - med) / scale, -Z_CLIP, Z_CLIP)
-    return out
 
 
 def _read_folder(folder: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
@@ -123,7 +109,7 @@ def merge_shards(
     if normalize is None:
         normalize = "clip" if manifest_opts.get("mode") == "fast" else "published"
     if normalize not in ("published", "clip"):
-        raise GdoError(f"--normalize {normalize}: expected published or clip")
+        raise ParameterError("normalize", "expected published or clip", normalize)
     if seed is None:
         seed = 42 if normalize == "published" else 0
     merged: pd.DataFrame | None = None
@@ -145,12 +131,9 @@ def merge_shards(
     missing: list[str] = []
     unknown: list[str] = []
     if cand_path:
-        if not Path(cand_path).is_file():
-            raise GdoError(f"{cand_path}: candidate table not found")
-        try:
-            uids = pd.Index(pq.read_table(cand_path, columns=["qa_uid"]).column("qa_uid").to_pylist())
-        except Exception as error:
-            raise GdoError(f"{cand_path}: cannot read qa_uid ({str(error).splitlines()[0]})") from error
+        from gdo_opt.ingest.candidates import load_candidates
+
+        uids = pd.Index(load_candidates(cand_path, columns=["qa_uid"])["qa_uid"].astype(str))
         have = pd.Index(merged["qa_uid"].astype(str))
         missing = sorted(uids.difference(have).tolist())
         unknown = sorted(have.difference(uids).tolist())
@@ -214,7 +197,7 @@ def merge_shards(
             merged[f"z_{column}"] = mp.published_z(merged[column].to_numpy())
     else:
         for column in RAW_COLUMNS:
-            merged[f"z_{column}"] = robust_z(merged[column].to_numpy())
+            merged[f"z_{column}"] = robust_z(merged[column].to_numpy(), Z_CLIP)[0]
     order = ["qa_uid", *RAW_COLUMNS, "cluster", "error", *[f"z_{c}" for c in RAW_COLUMNS]]
     extra = [c for c in merged.columns if c not in order]
     merged = merged[order + extra]

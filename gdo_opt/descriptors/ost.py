@@ -1,6 +1,7 @@
 """ost: One-Step-Train utility — how much one SGD step on the candidate lowers a target set's loss.
 
-The maths lives in ``gdo_opt.descriptors.one_step`` (model-agnostic); this module wires it into the descriptor stage.
+The maths lives in ``ost_scorer`` (model-agnostic; fed by ``ost_data``, ``ost_tokens``, ``ost_params``);
+this module wires it into the descriptor stage.
 Why the set-up is done once: the target set is decontaminated against the whole pool and the mode is
 chosen from the pool size in ``setup``, so every chunk, rank and restart scores against the same
 target loss and gradient, and a candidate's utility never depends on its chunk.
@@ -22,21 +23,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gdo_opt.descriptors import one_step as ost
 from gdo_opt.descriptors.base import Descriptor, ExtractContext, nan_column, register
-from gdo_opt.errors import GdoError
+from gdo_opt.descriptors.ost_data import decontaminate, load_validation
+from gdo_opt.descriptors.ost_params import DEFAULT_PARAMS
+from gdo_opt.descriptors.ost_scorer import (
+    DEFAULT_LR,
+    DEFAULT_PROJ_DIM,
+    EXACT_MAX,
+    MODES,
+    OstScorer,
+    eager_attention,
+)
+from gdo_opt.descriptors.ost_tokens import DEFAULT_MAX_LEN, encode_pairs
+from gdo_opt.errors import GdoError, ParameterError
 
 DEFAULTS: dict[str, Any] = {
     "ost_mode": "auto",
-    "ost_lr": ost.DEFAULT_LR,
-    "ost_params": ost.DEFAULT_PARAMS,
-    "ost_proj_dim": ost.DEFAULT_PROJ_DIM,
+    "ost_lr": DEFAULT_LR,
+    "ost_params": DEFAULT_PARAMS,
+    "ost_proj_dim": DEFAULT_PROJ_DIM,
     "ost_proj": "auto",
     "ost_seed": 0,
-    "ost_max_len": ost.DEFAULT_MAX_LEN,
+    "ost_max_len": DEFAULT_MAX_LEN,
     "ost_chunk": 8,
     "ost_val_chunk": 16,
-    "ost_exact_max": ost.EXACT_MAX,
+    "ost_exact_max": EXACT_MAX,
     "ost_dtype": "fp32",
 }
 
@@ -65,14 +76,14 @@ def load_proxy(path: str | Path, device: str, dtype: str = "fp32"):
     except OSError as error:
         raise GdoError(f"ost_model: {path}: cannot load: {str(error).splitlines()[0]}") from error
     model.to(torch.device(device)).eval()
-    ost.eager_attention(model)
+    eager_attention(model)
     return model, processor
 
 
 @contextlib.contextmanager
 def _attention(model: Any):
     """Run with eager attention on a shared model, then give the other descriptors theirs back."""
-    old = ost.eager_attention(model)
+    old = eager_attention(model)
     try:
         yield
     finally:
@@ -89,17 +100,13 @@ def _pad_id(processor: Any) -> int:
 
 
 def _pool_questions(options: dict) -> tuple[list[str], Path]:
+    from gdo_opt.ingest.candidates import candidates_path, load_candidates
+
     path = options.get("ost_pool") or options.get("candidates")
     if not path:
         raise GdoError("ost: the candidates table is needed to decontaminate ost_val (option 'candidates')")
-    path = Path(path)
-    if path.is_dir():
-        path = path / "candidates.parquet"
-    if not path.is_file():
-        raise GdoError(f"ost: {path}: candidate table not found")
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, columns=["question"]).column("question").to_pylist(), path
+    path = candidates_path(path)
+    return load_candidates(path, columns=["question"])["question"].tolist(), path
 
 
 @register
@@ -116,13 +123,13 @@ class OneStepTrain(Descriptor):
     def check_options(self, options: dict) -> None:
         """Before anything loads: the target set exists, the proxy folder exists, the mode is known."""
         if not options.get("ost_val"):
-            raise GdoError("--ost-val is required for the ost descriptor (the target/validation set)")
+            raise ParameterError("ost_val", "required for the ost descriptor (the target/validation set)")
         if not Path(options["ost_val"]).is_file():
-            raise GdoError(f"--ost-val {options['ost_val']}: file not found")
+            raise ParameterError("ost_val", "file not found", options["ost_val"])
         if options.get("ost_model") and not (Path(options["ost_model"]) / "config.json").is_file():
-            raise GdoError(f"--ost-model {options['ost_model']}: not a model folder (no config.json)")
-        if options.get("ost_mode") not in (None, *ost.MODES):
-            raise GdoError(f"--ost-mode {options['ost_mode']}: expected one of {', '.join(ost.MODES)}")
+            raise ParameterError("ost_model", "not a model folder (no config.json)", options["ost_model"])
+        if options.get("ost_mode") not in (None, *MODES):
+            raise ParameterError("ost_mode", f"expected one of {', '.join(MODES)}", options["ost_mode"])
 
     def setup(self, ctx: ExtractContext) -> None:
         opts = {**DEFAULTS, **{k: v for k, v in ctx.options.items() if v is not None}}
@@ -146,17 +153,17 @@ class OneStepTrain(Descriptor):
             self.shared = ctx.model.dtype == want
             if not self.shared:  # θ − ηg vanishes in bf16 rounding: score on one float32 copy
                 self.model = copy.deepcopy(ctx.model).to(want).eval()
-                ost.eager_attention(self.model)
-        pairs = ost.load_validation(opts["ost_val"])
+                eager_attention(self.model)
+        pairs = load_validation(opts["ost_val"])
         questions, pool_path = _pool_questions(opts)
-        pairs, self.dropped = ost.decontaminate(pairs, questions)
+        pairs, self.dropped = decontaminate(pairs, questions)
         if not pairs:
             raise GdoError(f"ost_val: {opts['ost_val']}: every item also appears in {pool_path}")
         max_len = int(opts["ost_max_len"])
         self.max_len = max_len
-        val = ost.encode_pairs(self.processor, [q for q, _ in pairs], [a for _, a in pairs], max_len)
+        val = encode_pairs(self.processor, [q for q, _ in pairs], [a for _, a in pairs], max_len)
         with _attention(self.model) if self.shared else contextlib.nullcontext():
-            self.scorer = ost.OstScorer(
+            self.scorer = OstScorer(
                 self.model,
                 val,
                 params=str(opts["ost_params"]),
@@ -169,8 +176,8 @@ class OneStepTrain(Descriptor):
                 val_chunk_size=int(opts["ost_val_chunk"]),
             )
         mode = str(opts["ost_mode"])
-        if mode not in ost.MODES:
-            raise GdoError(f"ost_mode: {mode!r}: expected one of {', '.join(ost.MODES)}")
+        if mode not in MODES:
+            raise GdoError(f"ost_mode: {mode!r}: expected one of {', '.join(MODES)}")
         if mode == "auto":
             mode = "exact" if len(questions) <= int(opts["ost_exact_max"]) else "first_order"
         self.mode = mode
@@ -192,7 +199,7 @@ class OneStepTrain(Descriptor):
         if len(ok) == 0:
             return {"ost": out}
         questions = batch["question"].fillna("").astype(str).to_numpy()[ok].tolist()
-        enc = ost.encode_pairs(self.processor, questions, [answers[i] for i in ok], self.max_len)
+        enc = encode_pairs(self.processor, questions, [answers[i] for i in ok], self.max_len)
         with _attention(self.model) if self.shared else contextlib.nullcontext():
             values, _ = self.scorer.score(enc, self.mode)
         out[ok] = values

@@ -38,23 +38,14 @@ PLAN_OPTIONS = (
     "ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim", "ost_proj", "ost_seed",
     "ost_max_len", "ost_exact_max", "ost_dtype",
 )
-REQUIRED_COLUMNS = ("qa_uid", "question", "answer", "media", "media_kind")
 VECTOR_COLUMNS = {"feat": FEATURE_DIM, "pub_feat": PUB_FEAT_DIM}  # fixed-size float32 lists in the shards
 
 
 def load_candidate_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read candidates.parquet (via gdo_opt.ingest.pool when present) and check the columns we need."""
-    path = Path(path)
-    if not path.is_file():
-        raise GdoError(f"{path}: candidate table not found (run `gdo-opt ingest` first)")
-    try:
-        from gdo_opt.ingest.pool import load_candidates
-    except ImportError:
-        load_candidates = pd.read_parquet
+    """The candidate table (``gdo_opt.ingest.candidates``), with unique qa_uids (shards are keyed by them)."""
+    from gdo_opt.ingest.candidates import load_candidates
+
     table = load_candidates(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise GdoError(f"{path}: missing column(s) {', '.join(missing)}")
     if table["qa_uid"].duplicated().any():
         uid = table.loc[table["qa_uid"].duplicated(), "qa_uid"].iloc[0]
         raise GdoError(f"{path}: duplicate qa_uid {uid}")

@@ -17,13 +17,11 @@ import numpy as np
 import pandas as pd
 
 from gdo_opt.descriptors.base import ExtractContext, ModeDescriptor, register
+from gdo_opt.ingest.schema import TEMPORAL_RE
 
-# Fallback cue when the candidate table has no `temporal_category` column.
-TEMPORAL_CUE = re.compile(
-    r"\b(before|after|first|then|next|last|order|sequence|happen\w*|mov\w*|motion|direction|speed|fast|slow\w*"
-    r"|chang\w*|during|while|begin\w*|start\w*|end|finally|later|earlier|toward\w*|left|right)\b",
-    re.IGNORECASE,
-)
+# Fallback cue when the candidate table has no `temporal_category` column: the ingest's own regex
+# (gdo_opt.ingest.schema.TEMPORAL_RE), so the fallback and the table always agree.
+TEMPORAL_CUE = re.compile(TEMPORAL_RE, re.IGNORECASE)
 
 
 @register

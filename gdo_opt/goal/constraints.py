@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gdo_opt.errors import GdoError
+from gdo_opt.goal.hygiene import hygiene_keep
 from gdo_opt.goal.preset import Feasibility
 
 VIDEO_BUCKET = "short_video"
@@ -120,13 +121,7 @@ def reachable(view: PoolView, cap: int | None) -> np.ndarray:
     """
     if cap in view._reach:
         return view._reach[cap]
-    keep = np.ones(view.n, dtype=bool)
-    if view.dedup is not None:
-        keep &= ~pd.Series(view.dedup).duplicated().to_numpy()
-    if cap is not None:
-        uid = np.where(keep, view.video_uid, -1)
-        rank = pd.Series(uid).groupby(uid).cumcount().to_numpy()
-        keep &= (uid < 0) | (rank < cap)
+    keep = hygiene_keep(view.n, view.dedup, view.video_uid, cap)
     view._reach[cap] = keep.astype(np.float64)
     return view._reach[cap]
 

@@ -9,18 +9,13 @@ because ``gdo_opt.presets`` is the package that ships the TOML files (see pyproj
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gdo_opt.config import KeyChecker, parse_toml
 from gdo_opt.errors import GdoError
-
-try:  # Python >= 3.11; on 3.10 the `tomli` backport (pyproject: tomli; python_version < "3.11")
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover
-    import tomli as tomllib
 
 BUILTIN = ("minloss", "diverse", "temp", "temp_plus")
 # Raw descriptor columns a score term may use (CONTRACTS.md descriptor table + GDO JSONL extras).
@@ -119,98 +114,15 @@ class Preset:
         return out
 
 
-# ----------------------------------------------------------------------------------------------
-# Validation helpers: each names file, dotted key and value.
+def _defaults(cls) -> dict[str, Any]:
+    """Field defaults of a preset dataclass: the one place each default is written."""
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
-class _Ctx:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, value: Any, why: str) -> GdoError:
-        return GdoError(f"{self.source}: key {key} = {_show(value)}: {why}")
-
-    def check_keys(self, table: Any, prefix: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(table, dict):
-            raise self.fail(prefix, table, "expected a table")
-        for key in sorted(table):
-            if key not in allowed:
-                dotted = f"{prefix}.{key}" if prefix else key
-                raise self.fail(dotted, table[key], f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        return table
-
-    def num(self, table, prefix, key, default, lo=None, hi=None, integer=False, optional=False):
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in table:
-            return default
-        value = table[key]
-        if optional and value == "none":
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(dotted, value, "expected an integer" if integer else "expected a number")
-        if integer and not isinstance(value, int):
-            raise self.fail(dotted, value, "expected an integer")
-        if not math.isfinite(value):
-            raise self.fail(dotted, value, "must be finite")
-        if lo is not None and value < lo:
-            raise self.fail(dotted, value, f"must be >= {lo}")
-        if hi is not None and value > hi:
-            raise self.fail(dotted, value, f"must be <= {hi}")
-        return int(value) if integer else float(value)
-
-    def boolean(self, table, prefix, key, default):
-        if key not in table:
-            return default
-        if not isinstance(table[key], bool):
-            raise self.fail(f"{prefix}.{key}", table[key], "expected true or false")
-        return table[key]
-
-    def choice(self, table, prefix, key, default, choices):
-        if key not in table:
-            return default
-        value = table[key]
-        if value not in choices:
-            raise self.fail(f"{prefix}.{key}", value, f"expected one of {', '.join(choices)}")
-        return value
-
-    def string(self, table, prefix, key, default):
-        if key not in table:
-            return default
-        if not isinstance(table[key], str):
-            raise self.fail(f"{prefix}.{key}" if prefix else key, table[key], "expected a string")
-        return table[key]
-
-    def strings(self, table, prefix, key, default, choices=None):
-        if key not in table:
-            return default
-        value = table[key]
-        dotted = f"{prefix}.{key}"
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(dotted, value, "expected a list of strings")
-        if choices is not None:
-            for v in value:
-                if v not in choices:
-                    raise self.fail(dotted, value, f"{v!r} is not one of {', '.join(choices)}")
-        if len(set(value)) != len(value):
-            raise self.fail(dotted, value, "duplicate entries")
-        return tuple(value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return str(value)
-
-
-def _parse_terms(ctx: _Ctx, raw: Any) -> tuple[Term, ...]:
+def _parse_terms(ctx: KeyChecker, raw: Any) -> tuple[Term, ...]:
     if not isinstance(raw, list) or not raw:
         raise ctx.fail("score.terms", raw, "expected a non-empty array of tables ([[score.terms]])")
+    T = _defaults(Term)
     terms = []
     seen = set()
     for i, item in enumerate(raw):
@@ -222,16 +134,16 @@ def _parse_terms(ctx: _Ctx, raw: Any) -> tuple[Term, ...]:
         if descriptor in seen:
             raise ctx.fail(f"{prefix}.descriptor", descriptor, "descriptor listed twice")
         seen.add(descriptor)
-        sign = item.get("sign", 1)
+        sign = item.get("sign", T["sign"])
         if sign not in (1, -1) or isinstance(sign, bool):
             raise ctx.fail(f"{prefix}.sign", sign, "expected 1 or -1")
         terms.append(
             Term(
                 descriptor=descriptor,
-                weight=ctx.num(item, prefix, "weight", 1.0, lo=0.0),
+                weight=ctx.num(item, prefix, "weight", T["weight"], lo=0.0),
                 sign=int(sign),
-                transform=ctx.choice(item, prefix, "transform", "none", TRANSFORMS),
-                required=ctx.boolean(item, prefix, "required", False),
+                transform=ctx.choice(item, prefix, "transform", T["transform"], TRANSFORMS),
+                required=ctx.boolean(item, prefix, "required", T["required"]),
             )
         )
     if not any(t.weight > 0 for t in terms):
@@ -239,38 +151,41 @@ def _parse_terms(ctx: _Ctx, raw: Any) -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def _parse_score(ctx: _Ctx, raw: Any) -> ScoreSpec:
+def _parse_score(ctx: KeyChecker, raw: Any) -> ScoreSpec:
     ctx.check_keys(raw, "score", {"terms", "normalization", "clip", "ablations", "missing", "missing_penalty"})
+    S = _defaults(ScoreSpec)
     ablations = raw.get("ablations", {})
     ctx.check_keys(ablations, "score.ablations", set(ABLATIONS))
     spec = ScoreSpec(
         terms=_parse_terms(ctx, raw.get("terms")),
-        normalization=ctx.choice(raw, "score", "normalization", "robust_z", NORMALIZATIONS),
-        clip=ctx.num(raw, "score", "clip", 5.0, lo=0.0),
-        missing=ctx.choice(raw, "score", "missing", "penalty", ("penalty", "exclude")),
-        missing_penalty=ctx.num(raw, "score", "missing_penalty", -5.0),
-        **{k: ctx.boolean(ablations, "score.ablations", k, False) for k in ABLATIONS},
+        normalization=ctx.choice(raw, "score", "normalization", S["normalization"], NORMALIZATIONS),
+        clip=ctx.num(raw, "score", "clip", S["clip"], lo=0.0),
+        missing=ctx.choice(raw, "score", "missing", S["missing"], ("penalty", "exclude")),
+        missing_penalty=ctx.num(raw, "score", "missing_penalty", S["missing_penalty"]),
+        **{k: ctx.boolean(ablations, "score.ablations", k, S[k]) for k in ABLATIONS},
     )
     if not spec.active_terms():
         raise ctx.fail("score.ablations", ablations, "the ablations drop every score term")
     return spec
 
 
-def _parse_budget(ctx: _Ctx, raw: Any) -> BudgetRule:
+def _parse_budget(ctx: KeyChecker, raw: Any) -> BudgetRule:
     keys = {"kind", "count", "ratio", "min", "max", "per_stratum", "tail_coverage", "min_positive_vds_share",
             "max_ratio"}
     ctx.check_keys(raw, "budget", keys)
-    kind = ctx.choice(raw, "budget", "kind", "auto", ("fixed", "ratio", "auto"))
+    B = _defaults(BudgetRule)
+    kind = ctx.choice(raw, "budget", "kind", B["kind"], ("fixed", "ratio", "auto"))
     rule = BudgetRule(
         kind=kind,
-        count=ctx.num(raw, "budget", "count", None, lo=1, integer=True),
-        ratio=ctx.num(raw, "budget", "ratio", None, lo=0.0, hi=1.0),
-        min=ctx.num(raw, "budget", "min", 1, lo=1, integer=True),
-        max=ctx.num(raw, "budget", "max", None, lo=1, integer=True),
-        per_stratum=ctx.num(raw, "budget", "per_stratum", 20, lo=1, integer=True),
-        tail_coverage=ctx.num(raw, "budget", "tail_coverage", 0.95, lo=0.0, hi=1.0),
-        min_positive_vds_share=ctx.num(raw, "budget", "min_positive_vds_share", 0.5, lo=0.0, hi=1.0),
-        max_ratio=ctx.num(raw, "budget", "max_ratio", 0.25, lo=0.0, hi=1.0),
+        count=ctx.num(raw, "budget", "count", B["count"], lo=1, integer=True),
+        ratio=ctx.num(raw, "budget", "ratio", B["ratio"], lo=0.0, hi=1.0),
+        min=ctx.num(raw, "budget", "min", B["min"], lo=1, integer=True),
+        max=ctx.num(raw, "budget", "max", B["max"], lo=1, integer=True),
+        per_stratum=ctx.num(raw, "budget", "per_stratum", B["per_stratum"], lo=1, integer=True),
+        tail_coverage=ctx.num(raw, "budget", "tail_coverage", B["tail_coverage"], lo=0.0, hi=1.0),
+        min_positive_vds_share=ctx.num(raw, "budget", "min_positive_vds_share", B["min_positive_vds_share"],
+                                       lo=0.0, hi=1.0),
+        max_ratio=ctx.num(raw, "budget", "max_ratio", B["max_ratio"], lo=0.0, hi=1.0),
     )
     if rule.max_ratio <= 0:
         raise ctx.fail("budget.max_ratio", rule.max_ratio, "must be > 0")
@@ -283,7 +198,7 @@ def _parse_budget(ctx: _Ctx, raw: Any) -> BudgetRule:
     return rule
 
 
-def _pair(ctx: _Ctx, table: dict, key: str, default: tuple[float, float]) -> tuple[float, float]:
+def _pair(ctx: KeyChecker, table: dict, key: str, default: tuple[float, float]) -> tuple[float, float]:
     dotted = f"feasibility.{key}"
     if key not in table:
         return default
@@ -302,47 +217,48 @@ def _pair(ctx: _Ctx, table: dict, key: str, default: tuple[float, float]) -> tup
     return lo, hi
 
 
-def _parse_feasibility(ctx: _Ctx, raw: Any) -> Feasibility:
+def _parse_feasibility(ctx: KeyChecker, raw: Any) -> Feasibility:
     keys = {
         "video_share", "temporal_share_within_video", "temporal_categories", "temporal_prob_threshold",
         "source_floors", "per_video_cap", "dedup", "dedup_key", "stratum_fields", "stratum_tolerance",
     }
     ctx.check_keys(raw, "feasibility", keys)
+    F, SF = _defaults(Feasibility), _defaults(SourceFloors)
     floors_raw = raw.get("source_floors", {})
     ctx.check_keys(floors_raw, "feasibility.source_floors", {"top_n", "floor"})
     floors = SourceFloors(
-        top_n=ctx.num(floors_raw, "feasibility.source_floors", "top_n", 0, lo=0, integer=True),
-        floor=ctx.num(floors_raw, "feasibility.source_floors", "floor", 0.0, lo=0.0, hi=1.0),
+        top_n=ctx.num(floors_raw, "feasibility.source_floors", "top_n", SF["top_n"], lo=0, integer=True),
+        floor=ctx.num(floors_raw, "feasibility.source_floors", "floor", SF["floor"], lo=0.0, hi=1.0),
     )
-    cap = raw.get("per_video_cap", 8)
+    cap = raw.get("per_video_cap", F["per_video_cap"])
     if cap is False:
         cap = None
     elif cap is not None:
-        cap = ctx.num(raw, "feasibility", "per_video_cap", 8, lo=1, integer=True)
-    tol = raw.get("stratum_tolerance", 0.5)
-    if tol is not False:
-        tol = ctx.num(raw, "feasibility", "stratum_tolerance", 0.5, lo=0.0)
-    else:
+        cap = ctx.num(raw, "feasibility", "per_video_cap", F["per_video_cap"], lo=1, integer=True)
+    tol = raw.get("stratum_tolerance", F["stratum_tolerance"])
+    if tol is False or tol is None:
         tol = None
+    else:
+        tol = ctx.num(raw, "feasibility", "stratum_tolerance", F["stratum_tolerance"], lo=0.0)
     return Feasibility(
-        video_share=_pair(ctx, raw, "video_share", (0.0, 1.0)),
-        temporal_share_within_video=ctx.num(raw, "feasibility", "temporal_share_within_video", 0.0, lo=0.0, hi=1.0),
-        temporal_categories=ctx.strings(raw, "feasibility", "temporal_categories", ("temporal",)),
-        temporal_prob_threshold=ctx.num(raw, "feasibility", "temporal_prob_threshold", 0.5, lo=0.0, hi=1.0),
+        video_share=_pair(ctx, raw, "video_share", F["video_share"]),
+        temporal_share_within_video=ctx.num(raw, "feasibility", "temporal_share_within_video",
+                                            F["temporal_share_within_video"], lo=0.0, hi=1.0),
+        temporal_categories=ctx.strings(raw, "feasibility", "temporal_categories", F["temporal_categories"]),
+        temporal_prob_threshold=ctx.num(raw, "feasibility", "temporal_prob_threshold", F["temporal_prob_threshold"],
+                                        lo=0.0, hi=1.0),
         source_floors=floors,
         per_video_cap=cap,
-        dedup=ctx.boolean(raw, "feasibility", "dedup", True),
-        dedup_key=ctx.choice(raw, "feasibility", "dedup_key", "dedup_key", ("dedup_key", "dedup_key_q")),
-        stratum_fields=ctx.strings(
-            raw, "feasibility", "stratum_fields", Feasibility.stratum_fields, choices=STRATUM_FIELDS
-        ),
+        dedup=ctx.boolean(raw, "feasibility", "dedup", F["dedup"]),
+        dedup_key=ctx.choice(raw, "feasibility", "dedup_key", F["dedup_key"], ("dedup_key", "dedup_key_q")),
+        stratum_fields=ctx.strings(raw, "feasibility", "stratum_fields", F["stratum_fields"], choices=STRATUM_FIELDS),
         stratum_tolerance=tol,
     )
 
 
 def parse_preset(data: dict[str, Any], source: str) -> Preset:
     """Validate a parsed TOML document into a Preset (errors name ``source``)."""
-    ctx = _Ctx(source)
+    ctx = KeyChecker(source)
     ctx.check_keys(data, "", {"name", "description", "score", "budget", "feasibility"})
     if "score" not in data:
         raise GdoError(f"{source}: missing table [score]")
@@ -358,11 +274,7 @@ def parse_preset(data: dict[str, Any], source: str) -> Preset:
 
 
 def _read(source: str, text: str) -> Preset:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise GdoError(f"{source}: not valid TOML: {error}") from None
-    return parse_preset(data, source)
+    return parse_preset(parse_toml(text, source), source)
 
 
 def builtin_names() -> list[str]:

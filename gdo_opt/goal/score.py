@@ -14,6 +14,7 @@ from scipy.stats import rankdata
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.metrics import Metrics
 from gdo_opt.goal.preset import ScoreSpec, Term
+from gdo_opt.stats import robust_z
 
 
 @dataclass
@@ -53,23 +54,6 @@ def _transform(values: np.ndarray, how: str, name: str) -> np.ndarray:
     return out
 
 
-def robust_z(values: np.ndarray, clip: float) -> tuple[np.ndarray, dict]:
-    """(x − median) / (IQR / 1.349), falling back to std then 1 when the IQR is 0; NaN stays NaN."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full_like(values, np.nan), {"median": None, "scale": None}
-    q1, median, q3 = np.percentile(finite, [25, 50, 75])
-    scale = (q3 - q1) / 1.349
-    if not scale > 0:
-        scale = float(finite.std())
-    if not scale > 0:
-        scale = 1.0
-    z = (values - median) / scale
-    if clip > 0:
-        z = np.clip(z, -clip, clip)
-    return z, {"median": _r(median), "scale": _r(scale)}
-
-
 def rank_normalize(values: np.ndarray, clip: float) -> tuple[np.ndarray, dict]:
     """Mid-rank percentile mapped to [−1, 1]; ties share a rank so the result is order-independent."""
     out = np.full_like(values, np.nan)
@@ -78,10 +62,6 @@ def rank_normalize(values: np.ndarray, clip: float) -> tuple[np.ndarray, dict]:
     if n:
         out[ok] = (rankdata(values[ok], method="average") - 0.5) / n * 2.0 - 1.0
     return out, {"median": None, "scale": None}
-
-
-def _r(x: float) -> float:
-    return float(f"{float(x):.6g}")
 
 
 def compute_score(metrics: Metrics, spec: ScoreSpec, n: int, ablate: tuple[str, ...] = ()) -> ScoreResult:

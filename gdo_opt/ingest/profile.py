@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gdo_opt.ingest.pool import PROFILE_FIELDS, STRATA
+from gdo_opt.ingest.schema import PROFILE_FIELDS, STRATA, VIDEO_BUCKET
 
 
 def _share(num: float, den: float) -> float:
@@ -37,9 +37,9 @@ def build_profile(df: pd.DataFrame | pa.Table) -> dict:
     parts = g["stratum"].str.split("|", expand=True, regex=False) if len(g) else pd.DataFrame(columns=range(6))
     for i, f in enumerate(STRATA):
         g[f] = parts[i] if len(g) else []
-    g["video"] = (g["bucket"] == "short_video") * g["n"]
+    g["video"] = (g["bucket"] == VIDEO_BUCKET) * g["n"]
     g["temporal"] = (g["temporal_category"] == "temporal") * g["n"]
-    g["tv"] = (g["bucket"] == "short_video") & (g["temporal_category"] == "temporal")
+    g["tv"] = (g["bucket"] == VIDEO_BUCKET) & (g["temporal_category"] == "temporal")
     n_video, n_temporal = int(g["video"].sum()), int(g["temporal"].sum())
     n_tv = int((g["tv"] * g["n"]).sum())
     groups = {}

@@ -7,7 +7,8 @@ GDO's claim is "1x chosen beats 10x random"; the random arm must obey the same h
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+
+from gdo_opt.goal.hygiene import hygiene_keep
 
 
 def uniform_baseline(
@@ -25,13 +26,8 @@ def uniform_baseline(
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
-    keep = np.ones(n, dtype=bool)
-    if dedup is not None:
-        keep &= ~pd.Series(dedup[order]).duplicated().to_numpy()
-    if cap is not None and video_uid is not None:
-        uid = np.where(keep, video_uid[order], -1)  # integer codes, -1 = no video
-        rank = pd.Series(uid).groupby(uid).cumcount().to_numpy()
-        keep &= (uid < 0) | (rank < cap)
+    keep = hygiene_keep(n, None if dedup is None else dedup[order],
+                        None if video_uid is None else video_uid[order], cap)
     eligible = order[keep]
     info = {"requested": int(size), "eligible": int(eligible.size), "seed": int(seed)}
     if size > eligible.size:

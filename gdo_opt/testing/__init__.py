@@ -1,1 +1,2 @@
-"""Test and benchmark helpers shipped with the package: instance generators and an oracle."""
+"""Fixtures shared by tests and experiments, never imported by the pipeline: instance generators and an
+oracle (solvers), synthetic pools and metrics, the OST toy task, the LLaVA-shaped published-format pool."""

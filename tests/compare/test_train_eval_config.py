@@ -20,8 +20,8 @@ from gdo_opt.compare.evaluate import (
     plan_eval,
     run_job,
     samples_seen,
-    tidy_rows,
 )
+from gdo_opt.compare.lmms_results import tidy_rows
 from gdo_opt.compare.train import (
     check_tool,
     list_checkpoints,

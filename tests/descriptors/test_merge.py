@@ -9,8 +9,9 @@ import pytest
 
 from gdo_opt.atomic import write_parquet
 from gdo_opt.cli import main
-from gdo_opt.descriptors.merge import merge_shards, robust_z
+from gdo_opt.descriptors.merge import merge_shards
 from gdo_opt.errors import GdoError
+from gdo_opt.stats import robust_z
 
 
 def _shard(path, uids, **cols):
@@ -23,11 +24,12 @@ def _shard(path, uids, **cols):
 
 def test_robust_z_median_iqr_and_clip():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1000.0, np.nan])
-    z = robust_z(x)
+    z = robust_z(x, 5.0)[0]
     q25, med, q75 = np.percentile(x[:6], [25, 50, 75])
     assert z[2] == pytest.approx((3.0 - med) / ((q75 - q25) / 1.349))
     assert z[5] == 5.0 and np.isnan(z[6])
-    assert (robust_z(np.ones(4)) == 0).all()
+    assert (robust_z(np.ones(4))[0] == 0).all()
+    assert np.isnan(robust_z(np.array([1.0, np.inf, 2.0]))[0][1])  # non-finite = missing
 
 
 def test_merge_reports_missing_duplicates_and_joins_folders(tmp_path):
@@ -57,7 +59,7 @@ def test_merge_reports_missing_duplicates_and_joins_folders(tmp_path):
     assert row.loc["ov::3::t0", "ost"] == 0.2 and np.isnan(row.loc["ov::1::t0", "ost"])
     assert row.loc["ov::4::t0", "error"] == "missing: no shard row" and np.isnan(row.loc["ov::4::t0", "loss_video"])
     assert report["errors"]["by_kind"] == {"missing": 2}
-    np.testing.assert_allclose(df["z_loss_video"], robust_z(df["loss_video"].to_numpy()))
+    np.testing.assert_allclose(df["z_loss_video"], robust_z(df["loss_video"].to_numpy())[0])
     assert (df["cluster"] == -1).all() and df["coverage"].isna().all()  # no features -> no clustering
     # Same inputs -> same bytes.
     first = out.read_bytes()

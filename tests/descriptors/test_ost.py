@@ -16,8 +16,12 @@ pytest.importorskip("transformers")
 from scipy.stats import spearmanr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from gdo_opt.descriptors import one_step as ost  # noqa: E402
+from gdo_opt.descriptors.ost_data import decontaminate, load_validation  # noqa: E402
+from gdo_opt.descriptors.ost_params import select_params  # noqa: E402
+from gdo_opt.descriptors.ost_scorer import OstScorer  # noqa: E402
+from gdo_opt.descriptors.ost_tokens import Encoded, encode_pairs  # noqa: E402
 from gdo_opt.errors import GdoError  # noqa: E402
+from gdo_opt.testing.ost_fixtures import toy_model, toy_pool, toy_targets, toy_tokenizer, warm_up  # noqa: E402
 
 N_POOL = 96
 
@@ -26,16 +30,16 @@ N_POOL = 96
 def toy():
     """A tiny Qwen3 LM warmed up on clean data (pool questions + target phrasing), a corrupted pool."""
     torch.manual_seed(0)
-    tok = ost.toy_tokenizer()
-    questions, answers, bad, clean = ost.toy_pool(N_POOL, corrupt=0.3, seed=0)
-    targets = ost.toy_targets(0)
-    model = ost.toy_model(tok, seed=0)
-    warm = ost.encode_pairs(tok, [q for q, _ in targets] + questions, [a for _, a in targets] + clean, 64)
-    curve = ost.warm_up(model, warm, steps=80, batch=32, lr=3e-3, seed=0, pad_id=tok.pad_token_id)
+    tok = toy_tokenizer()
+    questions, answers, bad, clean = toy_pool(N_POOL, corrupt=0.3, seed=0)
+    targets = toy_targets(0)
+    model = toy_model(tok, seed=0)
+    warm = encode_pairs(tok, [q for q, _ in targets] + questions, [a for _, a in targets] + clean, 64)
+    curve = warm_up(model, warm, steps=80, batch=32, lr=3e-3, seed=0, pad_id=tok.pad_token_id)
     assert curve[-1] < 0.5 * curve[0]
-    val = ost.encode_pairs(tok, [q for q, _ in targets], [a for _, a in targets], 64)
-    pool = ost.encode_pairs(tok, questions, answers, 64)
-    scorer = ost.OstScorer(model, val, lr=1e-3, proj_dim=512, pad_id=tok.pad_token_id, seed=0)
+    val = encode_pairs(tok, [q for q, _ in targets], [a for _, a in targets], 64)
+    pool = encode_pairs(tok, questions, answers, 64)
+    scorer = OstScorer(model, val, lr=1e-3, proj_dim=512, pad_id=tok.pad_token_id, seed=0)
     return {"tok": tok, "model": model, "val": val, "pool": pool, "bad": bad, "scorer": scorer,
             "questions": questions, "answers": answers, "targets": targets}
 
@@ -67,7 +71,7 @@ def test_exact_equals_a_real_sgd_step(toy):
     """Utility of sample i = L_val before − after one torch.optim.SGD step on lm_head of a model copy."""
     scorer, pool, val = toy["scorer"], toy["pool"], toy["val"]
     idx = np.array([0, int(np.flatnonzero(toy["bad"])[0])])
-    got = scorer.exact(ost.Encoded([pool.ids[i] for i in idx], pool.start[idx]))
+    got = scorer.exact(Encoded([pool.ids[i] for i in idx], pool.start[idx]))
     for k, i in enumerate(idx):
         model = copy.deepcopy(toy["model"])
         for name, p in model.named_parameters():
@@ -83,10 +87,10 @@ def test_exact_equals_a_real_sgd_step(toy):
 
 
 def test_first_order_without_projection_is_the_gradient_dot_product(toy):
-    full = ost.OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=0, pad_id=toy["tok"].pad_token_id)
+    full = OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=0, pad_id=toy["tok"].pad_token_id)
     pool, val = toy["pool"], toy["val"]
     idx = np.arange(3)
-    got = full.first_order(ost.Encoded([pool.ids[i] for i in idx], pool.start[idx]))
+    got = full.first_order(Encoded([pool.ids[i] for i in idx], pool.start[idx]))
     model = copy.deepcopy(toy["model"])
     weight = model.lm_head.weight
     g_val = torch.autograd.grad(torch.stack([_loss(model, val, j) for j in range(len(val))]).mean(), weight)[0]
@@ -96,7 +100,7 @@ def test_first_order_without_projection_is_the_gradient_dot_product(toy):
 
 
 def test_sketch_projection_agrees_and_scores_are_chunk_invariant(toy):
-    sketch = ost.OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=512, projection="sketch",
+    sketch = OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=512, projection="sketch",
                            pad_id=toy["tok"].pad_token_id, chunk_size=5)
     first = toy["scorer"].first_order(toy["pool"])
     approx = sketch.first_order(toy["pool"])
@@ -104,24 +108,24 @@ def test_sketch_projection_agrees_and_scores_are_chunk_invariant(toy):
     assert roc_auc_score(~toy["bad"], approx) >= 0.75
     # a candidate's score does not depend on its neighbours in the chunk
     pool, idx = toy["pool"], np.arange(7, 19)
-    part = sketch.first_order(ost.Encoded([pool.ids[i] for i in idx], pool.start[idx]))
+    part = sketch.first_order(Encoded([pool.ids[i] for i in idx], pool.start[idx]))
     np.testing.assert_allclose(part, approx[idx], rtol=1e-4, atol=1e-9)
     # same seed, same numbers
-    again = ost.OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=512, projection="sketch",
+    again = OstScorer(toy["model"], toy["val"], lr=1e-3, proj_dim=512, projection="sketch",
                           pad_id=toy["tok"].pad_token_id)
-    np.testing.assert_allclose(again.first_order(ost.Encoded(pool.ids[:4], pool.start[:4])), approx[:4], rtol=1e-5)
+    np.testing.assert_allclose(again.first_order(Encoded(pool.ids[:4], pool.start[:4])), approx[:4], rtol=1e-5)
 
 
 def test_parameter_subsets(toy):
     model = toy["model"]
-    assert list(ost.select_params(model, "lm_head")) == ["lm_head.weight"]
-    last = ost.select_params(model, "last_layers:1")
+    assert list(select_params(model, "lm_head")) == ["lm_head.weight"]
+    last = select_params(model, "last_layers:1")
     assert all(n.startswith("model.layers.1.") or n == "model.norm.weight" for n in last)
-    assert "model.norm.weight" in last and len(ost.select_params(model, "last_layers:2")) > len(last)
-    assert list(ost.select_params(model, r"re:layers\.0\.mlp\.down")) == ["model.layers.0.mlp.down_proj.weight"]
+    assert "model.norm.weight" in last and len(select_params(model, "last_layers:2")) > len(last)
+    assert list(select_params(model, r"re:layers\.0\.mlp\.down")) == ["model.layers.0.mlp.down_proj.weight"]
     for bad in ("last_layers:x", "last_layers:0", "re:nothing_matches", "everything"):
         with pytest.raises(GdoError):
-            ost.select_params(model, bad)
+            select_params(model, bad)
 
 
 def test_validation_loading_and_decontamination(tmp_path):
@@ -133,16 +137,16 @@ def test_validation_loading_and_decontamination(tmp_path):
                       {"role": "assistant", "content": "city"}]},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
-    pairs = ost.load_validation(path)
+    pairs = load_validation(path)
     assert pairs == [("What color is the apple ?", "red"), ("Where is it?", "farm"), ("And now?", "city")]
-    kept, dropped = ost.decontaminate(pairs, ["what  COLOR is the apple?", "unrelated"])
+    kept, dropped = decontaminate(pairs, ["what  COLOR is the apple?", "unrelated"])
     assert dropped == 1 and kept == pairs[1:]
     path.write_text('{"question": "q"}\n', encoding="utf-8")
     with pytest.raises(GdoError, match=r"val.jsonl:1"):
-        ost.load_validation(path)
+        load_validation(path)
     path.write_text("{not json\n", encoding="utf-8")
     with pytest.raises(GdoError, match=r"val.jsonl:1: invalid JSON"):
-        ost.load_validation(path)
+        load_validation(path)
 
 
 def test_descriptor_on_the_tiny_vlm(tmp_path, toy):

@@ -9,7 +9,8 @@ import pytest
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.metrics import align_metrics, load_metrics
 from gdo_opt.goal.preset import ScoreSpec, Term
-from gdo_opt.goal.score import compute_score, robust_z
+from gdo_opt.goal.score import compute_score
+from gdo_opt.stats import robust_z
 
 
 def test_robust_z_and_clip():

@@ -11,10 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from gdo_opt.cli import main
-from gdo_opt.errors import GdoError
+from gdo_opt.errors import GdoError, ParameterError
 from gdo_opt.ingest import read as pool_read
-from gdo_opt.ingest.pool import COLUMNS, ingest, load_candidates
+from gdo_opt.ingest.candidates import load_candidates
+from gdo_opt.ingest.pool import ingest
 from gdo_opt.ingest.profile import build_profile
+from gdo_opt.ingest.schema import COLUMNS
 
 
 def _write_jsonl(path: Path, rows: list) -> Path:
@@ -151,7 +153,7 @@ def test_every_bad_input_reason_is_counted_with_file_line(tmp_path):
     assert ex["duplicate_id"][0].startswith(f"{f}:7: duplicate_id")
     assert res.to_pandas()["qa_uid"].tolist() == ["ov::o1::t0", "ov::o11::t0"]
     assert res.profile["ingest"]["skipped"]["non_alternating"] == 2
-    with pytest.raises(GdoError, match=r"--strict: 8 bad input rows .*bad.jsonl:\d+"):
+    with pytest.raises(ParameterError, match=r"^strict: 8 bad input rows .*bad.jsonl:\d+"):
         _run(tmp_path, onevision=[f], strict=True)
 
 

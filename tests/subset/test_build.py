@@ -1,6 +1,5 @@
 """The GDO build end to end on a synthetic pool: constraints, baseline, determinism, CLI behaviour."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,17 +9,14 @@ import pytest
 from gdo_opt.atomic import write_parquet
 from gdo_opt.cli import main
 from gdo_opt.errors import GdoError
-from gdo_opt.goal.constraints import add_constraints, pool_view
 from gdo_opt.goal.metrics import align_metrics
 from gdo_opt.goal.preset import BUILTIN, load_preset
-from gdo_opt.selection.problem import SelectionProblem
 from gdo_opt.subset.export import check_sft_row
 from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
+from gdo_opt.testing import pools as bench
+from tests.subset.oracle import eligible_view, violations
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("bench_select", ROOT / "experiments" / "bench_select.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
 
 N = 3000
 
@@ -32,12 +28,21 @@ def pool():
     return frame, table, align_metrics(frame["qa_uid"], table, "gdo-jsonl", "metrics.jsonl")
 
 
-def _rebuild_problem(frame, metrics, preset, result):
-    """The problem as the build derived it, to re-check the exported subset independently."""
-    view = pool_view(frame, preset.feasibility, metrics.values.get("temporal_prob"))
-    problem = SelectionProblem(result.rho, budget=result.report["budget"]["k"])
-    add_constraints(problem, view, result.report["budget"]["k"], preset.feasibility)
-    return problem
+def test_oracle_catches_broken_subsets(pool):
+    """The independent oracle is not vacuous: it flags a short subset, a duplicate and a flooded video."""
+    frame, _, metrics = pool
+    preset = load_preset("temp")
+    result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", target_count=150))
+    sub, tp, chosen = eligible_view(frame, metrics, result)
+    assert violations(sub, tp, preset, 150, chosen) == []
+    assert any(v.startswith("budget") for v in violations(sub, tp, preset, 150, chosen[1:]))
+    keys = sub["dedup_key"].to_numpy()
+    pair = np.flatnonzero(keys == sub["dedup_key"].value_counts().index[0])[:2]
+    assert pair.size == 2
+    assert any(v.startswith("dedup") for v in violations(sub, tp, preset, 152, [*chosen, *pair]))
+    uid = next(u for u, n in sub["video_uid"].value_counts().items() if u and n > 8)
+    flood = [*chosen, *[i for i in range(len(sub)) if sub["video_uid"].iloc[i] == uid][:9]]
+    assert any(v.startswith("per_video_cap") for v in violations(sub, tp, preset, len(flood), flood))
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -46,7 +51,8 @@ def test_each_preset_satisfies_its_constraints(pool, name, tmp_path):
     preset = load_preset(name)
     result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", seed=3))
     assert result.report["solve"]["status"] in ("optimal", "feasible")
-    assert _rebuild_problem(frame, metrics, preset, result).check(result.indices) == []
+    sub, tp, chosen = eligible_view(frame, metrics, result)
+    assert violations(sub, tp, preset, result.report["budget"]["k"], chosen) == []
     names = {row["name"] for row in result.report["constraints"]}
     assert {"budget", "stratum_quota", "per_video_cap", "dedup", "video_share", "temporal_share",
             "source_floor"} <= names
