@@ -1,9 +1,7 @@
 """`gdo-opt audit`: any subset file against a goal — Σρ, violations, the certified optimum and gap."""
 
-import importlib.util
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +13,7 @@ from gdo_opt.goal.metrics import align_metrics
 from gdo_opt.goal.preset import load_preset
 from gdo_opt.subset.audit import audit_file, audit_subset, match_rows, read_subset
 from gdo_opt.subset.pipeline import SelectConfig, build_goal_problem, select_subset, write_outputs
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("bench_select", ROOT / "experiments" / "bench_select.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from gdo_opt.testing import pools as bench
 
 
 @pytest.fixture(scope="module")
