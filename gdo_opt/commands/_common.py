@@ -11,7 +11,7 @@ import argparse
 from gdo_opt.errors import GdoError, ParameterError
 
 # library parameter -> flag, where the flag is not simply "--" + name with "-" for "_"
-FLAGS: dict[str, str] = {}
+FLAGS: dict[str, str] = {"inputs": "--onevision/--video/--pool"}
 
 
 def flag_for(parameter: str) -> str:

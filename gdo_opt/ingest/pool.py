@@ -5,7 +5,7 @@ The orchestrator of the ingest stage. The parts, in data-flow order:
     read.py      stream a file in ~8 MB blocks -> RawBlock (rows + flat messages)
     block.py     one RawBlock -> candidate rows (turn pairing, strata, fingerprints, media)
     stream.py    files -> blocks in worker processes -> rows in input order
-    pool.py      (here) duplicate ids, missing media, --strict, decontamination, profile, writing
+    pool.py      (here) duplicate ids, missing media, strict mode, decontamination, profile, writing
     exclude.py   decontamination against benchmark files (read by qa_jsonl.py)
     schema.py    the table's columns and the fixed vocabularies; candidates.py: the one table loader
 

@@ -113,7 +113,7 @@ def build_table(
         raise ParameterError("target_frames", "must be >= 1", opts.target_frames)
     checked = [(kind, str(path), _check_file(path)) for kind, path in inputs]
     if not checked:
-        raise ParameterError("inputs", "no input files: give onevision, video and/or pool files")
+        raise ParameterError("inputs", "no input files given")
     workers = max(1, workers or min(4, os.cpu_count() or 1))
     skips, tables, stats = SkipLog(), [], []
     total = sum(p.stat().st_size if p.is_file() else 0 for _, _, p in checked)

@@ -168,13 +168,22 @@ def test_model_free_descriptors_and_errors(world, tmp_path):
         run_extract(world["cands"], tmp_path / "x", descriptors=["nope"], progress=False)
 
 
+def _free_port() -> int:
+    """A port no process listens on now (parallel test runs must not share a fixed one)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(world):
     root = world["root"]
     out = root / "tr2"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "gdo_opt.cli", "extract",
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", str(_free_port()), "-m", "gdo_opt.cli", "extract",
            "--candidates", str(world["cands"]), "--model", str(world["model"]), "--out", str(out),
            "--mode", "fast", "--frames", "4", "--stability-k", "3", "--max-new-tokens", "6", "--chunk-size", "16",
            "--batch-size", "16", "--workers", "1", "--no-progress"]
