@@ -16,7 +16,7 @@ EVAL_RECIPE = RECIPE / "eval_longvideo.toml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gdo_opt.commands.select import add_pool_arguments
+    from gdo_opt.commands._common import add_pool_arguments
 
     parser.add_argument("--goal", default="temp_plus",
                         help="goal preset (minloss, diverse, temp, temp_plus) or a .toml path")
@@ -46,7 +46,7 @@ def _recipe(path: str | None, default: Path, flag: str) -> Path:
 
 def select_argv(args: argparse.Namespace, goal: str, out: Path) -> list[str]:
     """The `gdo-opt select` command equivalent to the pool options given here (non-defaults only)."""
-    from gdo_opt.commands.select import add_pool_arguments
+    from gdo_opt.commands._common import add_pool_arguments
 
     probe = argparse.ArgumentParser(add_help=False)
     add_pool_arguments(probe)
@@ -72,7 +72,7 @@ def _sizes(run, args, preset, config) -> tuple[dict[str, int], str]:
 
     if all(run.data[a].is_file() for a in run.data):
         return {a: count_samples([str(run.data[a])]) for a in run.data}, "sizes from the existing subsets"
-    from gdo_opt.commands.select import load_inputs
+    from gdo_opt.commands._common import load_inputs
     from gdo_opt.subset.pipeline import build_goal_problem
 
     frame, metrics = load_inputs(args)
@@ -84,7 +84,7 @@ def _sizes(run, args, preset, config) -> tuple[dict[str, int], str]:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gdo_opt.commands.select import config_from, load_inputs
+    from gdo_opt.commands._common import load_inputs, select_config
     from gdo_opt.compare.evaluate import load_eval_config
     from gdo_opt.compare.goal_run import dry_run_lines, plan_goal_run, run_goal
     from gdo_opt.compare.train import load_train_config
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from gdo_opt.goal.preset import load_preset
 
     preset = load_preset(args.goal)
-    config = config_from(args)
+    config = select_config(args)
     if config.baseline_multiplier < 1:
         raise GdoError("--baseline-multiplier: the pipeline trains the Uni baseline; it must be >= 1")
     train_cfg = load_train_config(_recipe(args.train_config, TRAIN_RECIPE, "--train-config"))

@@ -151,10 +151,9 @@ def test_cli_summary_names_violations(pool, tmp_path, capsys):
 
 def test_llava_pool_reads_and_audits(tmp_path):
     """The generated published-format pool: our ingest keys every pair like the metrics file does."""
-    spec = importlib.util.spec_from_file_location("llava_pool", ROOT / "experiments" / "llava_pool.py")
-    llava = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(llava)
-    stats = llava.generate(3000, tmp_path, seed=3)
+    from gdo_opt.testing.llava_pool import METRIC_KEYS, generate
+
+    stats = generate(3000, tmp_path, seed=3)
     from gdo_opt.goal.metrics import load_metrics
     from gdo_opt.ingest.pool import ingest
 
@@ -165,7 +164,7 @@ def test_llava_pool_reads_and_audits(tmp_path):
     metrics = load_metrics(tmp_path / "metrics.jsonl", frame["qa_uid"])
     assert metrics.matched == stats["metrics_rows"] and metrics.unmatched_metrics == 0
     first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-    assert set(llava.METRIC_KEYS) <= set(first) and {"cluster_id", "cluster_dist"} <= set(first["data_quality_metrics"])
+    assert set(METRIC_KEYS) <= set(first) and {"cluster_id", "cluster_dist"} <= set(first["data_quality_metrics"])
     video = json.loads((tmp_path / "video.jsonl").read_text().splitlines()[0])
     assert {"id", "video_id", "data_source", "images", "messages"} <= set(video)
     assert video["messages"][0]["content"].count("<image>") == len(video["images"])
