@@ -21,13 +21,13 @@ def explain_infeasible(problem) -> str:
 
 def _max_selectable(problem, uppers: list, mask: np.ndarray, limit: float) -> float:
     """LP upper bound on how many candidates of ``mask`` can be chosen under the families' upper bounds."""
-    from gdo_opt.selection.problem import SelectionProblem
     from gdo_opt.solvers.highs import solve_lp
 
     cols = np.flatnonzero(mask)
     if cols.size == 0:
         return 0.0
-    sub = SelectionProblem(np.ones(cols.size), (0, int(min(limit, cols.size))))
+    # type(problem): the problem's own class builds the sub-problems (no import back into problem.py)
+    sub = type(problem)(np.ones(cols.size), (0, int(min(limit, cols.size))))
     sub.families.extend(fam.upper_part(cols) for fam in uppers)
     form = sub.standard_form()
     lp = solve_lp(form.c, form.A, form.row_lo, form.row_hi)
@@ -51,10 +51,9 @@ def _counting_reasons(problem) -> list[str]:
 
 
 def _feasible_lp(problem, families) -> bool:
-    from gdo_opt.selection.problem import SelectionProblem
     from gdo_opt.solvers.highs import solve_lp
 
-    sub = SelectionProblem(problem.scores, (problem.budget_lo, problem.budget_hi))
+    sub = type(problem)(problem.scores, (problem.budget_lo, problem.budget_hi))
     sub.families = list(families)
     form = sub.standard_form()
     lp = solve_lp(np.zeros(problem.n), form.A, form.row_lo, form.row_hi)
