@@ -31,6 +31,56 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# One runnable example per command (a module may define EXAMPLE instead); shown under its --help.
+EXAMPLES: dict[str, str] = {
+    "demo": "gdo-opt demo --out gdo-demo",
+    "ingest": "gdo-opt ingest --onevision gdo-demo/pool/onevision.jsonl --video gdo-demo/pool/video.jsonl \\\n"
+              "    --exclude gdo-demo/pool/bench.jsonl --out work/run",
+    "make-demo-pool": "gdo-opt make-demo-pool work/pool",
+    "make-tiny-model": "gdo-opt make-tiny-model work/tiny-model",
+    "extract": "gdo-opt extract --candidates work/run/candidates.parquet --model work/tiny-model \\\n"
+               "    --out work/run/shards",
+    "merge": "gdo-opt merge work/run/shards --out work/run/descriptors.parquet",
+    "select": "gdo-opt select --candidates work/run/candidates.parquet \\\n"
+              "    --metrics work/run/descriptors.parquet --preset temp_plus --out work/subsets/temp_plus",
+    "build": "gdo-opt build --candidates work/run/candidates.parquet \\\n"
+             "    --metrics work/run/descriptors.parquet --out work/subsets",
+    "audit": "gdo-opt audit --subset work/subsets/temp_plus/gdo_1x.jsonl \\\n"
+             "    --candidates work/run/candidates.parquet --metrics work/run/descriptors.parquet --preset temp_plus",
+    "train": "gdo-opt train --config experiments/configs/train.toml --dry-run",
+    "eval": "gdo-opt eval --config experiments/configs/eval.toml --dry-run",
+    "compare": "gdo-opt compare out/eval/gdo-1x out/eval/uni-10x --out out/compare",
+}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the example's line breaks and appends each option's default where its help lacks it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default is argparse.SUPPRESS
+                or default == [] or not action.option_strings or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def command_parser(name: str, module) -> argparse.ArgumentParser:
+    """The parser of one subcommand: its arguments, --verbose, defaults and an example in --help."""
+    help_text = COMMANDS[name][1]
+    example = getattr(module, "EXAMPLE", None) or EXAMPLES.get(name)
+    parser = argparse.ArgumentParser(prog=f"gdo-opt {name}", description=help_text, formatter_class=HelpFormatter,
+                                     epilog=f"example:\n  {example}" if example else None)
+    module.add_arguments(parser)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show other libraries' warnings and progress bars (quiet by default)")
+    for action in parser._actions:  # options without a help line still show their default
+        if action.help is None and action.option_strings and action.default is not None \
+                and action.default is not False and action.default != []:
+            action.help = "(default: %(default)s)"
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdo-opt",
@@ -54,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)  # prints help / version / unknown-command error
         parser.print_help()
         return 2
-    module_name, help_text = COMMANDS[argv[0]]
-    module = importlib.import_module(module_name)
-    command_parser = argparse.ArgumentParser(prog=f"gdo-opt {argv[0]}", description=help_text)
-    module.add_arguments(command_parser)
-    args = command_parser.parse_args(argv[1:])
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    args = command_parser(argv[0], module).parse_args(argv[1:])
+    from gdo_opt.quiet import quiet_libraries
+
+    quiet_libraries(verbose=args.verbose)
     try:
         return int(module.run(args) or 0)
     except GdoError as error:

@@ -66,6 +66,8 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablate", action="append", default=[], choices=sorted(ablation_choices()),
                         help="drop a descriptor family from the score (repeatable)")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
+    parser.add_argument("--parquet", action="store_true",
+                        help="also write each subset as Parquet beside its JSONL (same rows and fields)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="a solver status line per phase on stderr (pricing round, core size, LP bound, "
                              "incumbent, gap, elapsed); default: on when stderr is a terminal")
@@ -98,6 +100,15 @@ def _progress_wanted(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty() if wanted is None else bool(wanted)
 
 
+def require_goal(preset: str | None) -> str:
+    """No silent default goal: without --preset, say which goals there are."""
+    if preset:
+        return preset
+    from gdo_opt.goal.preset import builtin_names
+
+    raise GdoError(f"no goal: pass --preset NAME (one of {', '.join(builtin_names())}) or --preset my_goal.toml")
+
+
 def select_config(args: argparse.Namespace):
     """The library's ``SelectConfig`` from the shared pool arguments (it validates the values)."""
     from gdo_opt.subset.pipeline import SelectConfig
@@ -107,4 +118,4 @@ def select_config(args: argparse.Namespace):
     return SelectConfig(target_count=args.target_count, solver=args.solver, time_limit=args.time_limit,
                         mip_gap=args.mip_gap, seed=args.seed, baseline_multiplier=args.baseline_multiplier,
                         frames_as=args.frames_as, ablate=ablate, html=not args.no_html,
-                        progress=_progress_wanted(args))
+                        progress=_progress_wanted(args), parquet=args.parquet)

@@ -11,17 +11,18 @@ HELP = "build one goal's 1x subset (+ Uni-kx baseline, report)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pool_arguments(parser)
-    parser.add_argument("--preset", default="temp_plus",
-                        help="packaged preset name (minloss, diverse, temp, temp_plus) or a .toml path")
+    parser.add_argument("--preset", default=None,
+                        help="the goal (required): packaged preset name (minloss, diverse, temp, temp_plus) "
+                             "or a .toml path")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.commands._common import load_inputs, select_config
+    from gdo_opt.commands._common import load_inputs, require_goal, select_config
     from gdo_opt.goal.preset import load_preset
     from gdo_opt.subset.pipeline import select_subset, write_outputs
 
-    preset = load_preset(args.preset)  # validate the preset before reading a large pool
+    preset = load_preset(require_goal(args.preset))  # validate the preset before reading a large pool
     config = select_config(args)
     frame, metrics = load_inputs(args)
     result = select_subset(frame, metrics, preset, config)

@@ -56,15 +56,6 @@ def _descriptor_metrics(out: Path, candidates: Path, console, seed: int) -> Path
     return merged
 
 
-def _quiet_transformers() -> None:
-    """The demo has its own progress line; transformers' per-file tqdm bars would only clutter it."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # proxy mode runs without transformers
-        return
-    hf_logging.disable_progress_bar()
-
-
 def run_demo(out: str | Path = "gdo-demo", seed: int = 0, metrics_mode: str = "auto", n_images: int = 900,
              n_videos: int = 160, solver: str = "auto", console=None) -> list:
     """Build the demo pool and every goal's subset under ``out``; returns the ``SelectResult`` list."""
@@ -87,7 +78,6 @@ def run_demo(out: str | Path = "gdo-demo", seed: int = 0, metrics_mode: str = "a
     from gdo_opt.solvers import DEFAULT_TIME_LIMIT
 
     config = SelectConfig(solver=solver, seed=seed, time_limit=DEFAULT_TIME_LIMIT)  # checks the solver first
-    _quiet_transformers()
     out = Path(out)
     start = time.perf_counter()
     pool = make_demo_pool(out / "pool", seed=seed, n_images=n_images, n_videos=n_videos)

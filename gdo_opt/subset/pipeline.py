@@ -49,6 +49,7 @@ class SelectConfig:
     ablate: tuple[str, ...] = ()
     html: bool = True
     progress: bool = False  # a status line per solver phase on stderr (the CLI turns it on)
+    parquet: bool = False  # also write every exported JSONL as Parquet (same rows and fields)
 
     def __post_init__(self) -> None:
         from gdo_opt.solvers import backend_names
@@ -227,6 +228,9 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier}x.jsonl"
     if config.html:
         report["outputs"]["html"] = "report.html"
+    if config.parquet:
+        report["outputs"].update({f"{k}_parquet": v.replace(".jsonl", ".parquet")
+                                  for k, v in list(report["outputs"].items()) if v.endswith(".jsonl")})
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(selection.seconds)
     return SelectResult(preset, config, chosen, baseline, score.rho, eligible, report, timing)
@@ -251,6 +255,12 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
             write_sft(stage / name, frame, result.baseline, result.rho, metrics.values, result.config.frames_as)
             names.append(name)
         result.timing["export_s"] = time.perf_counter() - t0
+        if result.config.parquet:
+            from gdo_opt.subset.export_parquet import jsonl_to_parquet
+
+            for name in [n for n in names if n.endswith(".jsonl")]:
+                jsonl_to_parquet(stage / name, stage / name.replace(".jsonl", ".parquet"))
+                names.append(name.replace(".jsonl", ".parquet"))
         # report.json / report.html hold no wall-clock number: same inputs + seed -> same bytes
         write_json(stage / "report.json", result.report)
         names.append("report.json")

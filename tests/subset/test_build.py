@@ -144,6 +144,24 @@ def test_cli_select_gdo_metrics_path(pool, tmp_path, capsys):
     assert report["budget"]["kind"] == "override"
 
 
+def test_cli_parquet_beside_jsonl_holds_the_same_rows(pool, tmp_path):
+    import pyarrow.parquet as pq
+
+    candidates, metrics = _cli_inputs(pool, tmp_path)
+    out = tmp_path / "pq"
+    assert main(["select", "--candidates", str(candidates), "--metrics", str(metrics), "--preset", "temp",
+                 "--solver", "highs", "--target-count", "120", "--baseline-multiplier", "2", "--no-html",
+                 "--parquet", "--out", str(out)]) == 0
+    for stem in ("gdo_1x", "uni_2x"):
+        rows = [json.loads(x) for x in (out / f"{stem}.jsonl").read_text().splitlines()]
+        table = pq.read_table(out / f"{stem}.parquet")
+        assert table.num_rows == len(rows) and table.column("qa_uid").to_pylist() == [r["qa_uid"] for r in rows]
+        assert table.column("messages").to_pylist() == [r["messages"] for r in rows]
+        assert table.column("meta").to_pylist()[0]["rho"] == pytest.approx(rows[0]["meta"]["rho"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["gdo_1x_parquet"] == "gdo_1x.parquet"
+
+
 def test_cli_infeasible_preset_exits_nonzero_and_writes_nothing(pool, tmp_path, capsys):
     candidates, metrics = _cli_inputs(pool, tmp_path)
     preset = tmp_path / "impossible.toml"
@@ -159,10 +177,13 @@ def test_cli_infeasible_preset_exits_nonzero_and_writes_nothing(pool, tmp_path, 
 
 
 def test_cli_one_line_errors(tmp_path, capsys):
-    assert main(["select", "--candidates", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["select", "--candidates", str(tmp_path / "none.parquet"), "--preset", "temp",
+                 "--out", str(tmp_path / "o")]) == 2
     assert main(["select", "--preset", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert main(["select", "--candidates", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "o")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and "none.parquet" in errors[0] and "'nope'" in errors[1]
+    assert len(errors) == 3 and "none.parquet" in errors[0] and "'nope'" in errors[1]
+    assert "no goal" in errors[2] and all(g in errors[2] for g in BUILTIN)  # no silent default goal
     with pytest.raises(GdoError, match="expected one of"):
         select_subset(*bench_frame_and_metrics(), load_preset("temp"), SelectConfig(solver="magic"))
 
