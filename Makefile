@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: setup setup-browser demo test lint bench test-heavy setup-heavy clean
 
@@ -13,8 +15,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
-	# CPU torch: the pinned version resolves to the local CPU wheel (find-links) on our machines.
-	$(PIP) install "torch==2.13.0"
+	# CPU torch: the pinned version resolves to the local CPU wheel (find-links) on our machines;
+	# elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (or a CUDA index, README).
+	$(PIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -e ".[model,dev]"
 	touch $@
 

@@ -49,7 +49,9 @@ EXAMPLES: dict[str, str] = {
              "    --candidates work/run/candidates.parquet --metrics work/run/descriptors.parquet --preset temp_plus",
     "train": "gdo-opt train --config experiments/configs/train.toml --dry-run",
     "eval": "gdo-opt eval --config experiments/configs/eval.toml --dry-run",
-    "compare": "gdo-opt compare out/eval/gdo-1x out/eval/uni-10x --out out/compare",
+    "compare": "gdo-opt compare outputs/eval/temp_plus-gdo-1x outputs/eval/temp_plus-uni-10x --out outputs/compare",
+    "pipeline": "gdo-opt pipeline --goal temp_plus --candidates work/run/candidates.parquet \\\n"
+                "    --metrics work/run/descriptors.parquet --out outputs --dry-run",
 }
 
 
