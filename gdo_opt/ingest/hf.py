@@ -17,6 +17,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +122,10 @@ def iter_tables(src: HFSource, columns: list[str] | None = None) -> Iterator[pa.
     for file in src.files:
         try:
             if src.fmt == "parquet":
-                with src.fs.open(file, "rb") as handle:
-                    pf = pq.ParquetFile(handle)
+                proto = src.fs.protocol
+                local = "file" in (proto if isinstance(proto, (tuple, list)) else (proto,))
+                with (nullcontext(file) if local else src.fs.open(file, "rb")) as handle:
+                    pf = pq.ParquetFile(handle)  # local files: Arrow's own reader, no Python I/O
                     names = pf.schema_arrow.names
                     wanted = [c for c in names if columns is None or c in columns]
                     heavy = _has_bytes(pf.schema_arrow, wanted)

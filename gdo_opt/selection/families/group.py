@@ -66,8 +66,15 @@ class GroupFamily(Family):
             "largest_group": float(counts.max()) if counts.size else 0.0,
         }]
         if self.labels.size <= detail_limit:
-            rows.extend(table_row(self.name, self.kind, self.labels[g], self.lo[g], self.hi[g], counts[g])
-                        for g in range(self.labels.size))
+            # the summary's rule per group: a group whose bounds cannot bind (lo 0, hi >= its size)
+            # is not binding even when every one of its rows was chosen
+            bounded = (self.lo > 0) | (self.hi < self.sizes)
+            at_bound = bounded & (((np.abs(counts - self.lo) < 1e-9) & (self.lo > 0))
+                                  | (np.abs(counts - self.hi) < 1e-9))
+            for g in range(self.labels.size):
+                row = table_row(self.name, self.kind, self.labels[g], self.lo[g], self.hi[g], counts[g])
+                row["binding"] = bool(at_bound[g])
+                rows.append(row)
         return rows
 
     def greedy_terms(self, n, k_lo, k_hi):
