@@ -238,15 +238,19 @@ def _flat_paths(values: pa.Array, store: MediaStore | None, base: str) -> pa.Arr
     else:
         return _absolute(values.cast(pa.string()), base)
     has_blob = pc.is_valid(blobs).to_numpy(zero_copy_only=False)
-    paths = _absolute(hints, base).to_pylist()
-    if has_blob.any():
-        if store is None:
-            raise GdoError("embedded media bytes need an output media folder (ingest --out / media_dir)")
-        idx = np.flatnonzero(has_blob)
-        stored = store.put_many(blobs.take(pa.array(idx)).to_pylist(), [paths[i] for i in idx])
-        for i, p in zip(idx, stored):
-            paths[i] = p
-    return pa.array(paths, pa.string())
+    if not has_blob.any():
+        return _absolute(hints, base)
+    if store is None:
+        raise GdoError("embedded media bytes need an output media folder (ingest --out / media_dir)")
+    paths = np.array(_absolute(hints, base).to_pylist(), dtype=object)
+    idx = np.flatnonzero(has_blob)
+    # equal blobs in a batch are hashed and written once: Arrow finds them (C++ hashing)
+    enc = pc.dictionary_encode(blobs.take(pa.array(idx)))
+    codes = enc.indices.to_numpy()
+    _, first = np.unique(codes, return_index=True)
+    stored = store.put_many(enc.dictionary.to_pylist(), list(paths[idx[first]]))
+    paths[idx] = np.array(stored, dtype=object)[codes]
+    return pa.array(paths.tolist(), pa.string())
 
 
 def _absolute(paths: pa.Array, base: str) -> pa.Array:
