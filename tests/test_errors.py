@@ -31,7 +31,7 @@ def test_select_config_validates_in_the_library(kwargs, parameter):
 
 
 def test_cli_renders_flags(tmp_path, capsys):
-    code = main(["select", "--candidates", str(tmp_path / "none.parquet"), "--mip-gap", "2", "--out", str(tmp_path)])
+    code = main(["select", "--candidates", str(tmp_path / "none.parquet"), "--preset", "temp", "--mip-gap", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err == "gdo-opt select: error: --mip-gap 2.0: must be in [0, 1)"
