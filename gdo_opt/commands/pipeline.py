@@ -7,6 +7,7 @@ What the published ``scripts/run_profile_pipeline.sh`` does, with the published 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 HELP = "one goal end to end: build, train GDO-1x and Uni-10x, evaluate both, compare"
@@ -77,8 +78,8 @@ def _sizes(run, args, preset, config) -> tuple[dict[str, int], str]:
 
     frame, metrics = load_inputs(args)
     k = build_goal_problem(frame, metrics, preset, config).k
-    sizes = {"gdo": k, "uni_10x": config.baseline_multiplier * k}
-    return sizes, f"not built yet: K = {k} from the budget rule, Uni = {config.baseline_multiplier} x K"
+    sizes = {"gdo": k, "uni_10x": math.ceil(config.baseline_multiplier * k)}
+    return sizes, f"not built yet: K = {k} from the budget rule, Uni = ceil({config.baseline_multiplier:g} x K)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     preset = load_preset(args.goal)
     config = select_config(args)
-    if config.baseline_multiplier < 1:
-        raise GdoError("--baseline-multiplier: the pipeline trains the Uni baseline; it must be >= 1")
+    if not config.baseline_multiplier > 0:
+        raise GdoError("--baseline-multiplier: the pipeline trains the Uni baseline; it must be > 0")
     train_cfg = load_train_config(_recipe(args.train_config, TRAIN_RECIPE, "--train-config"))
     eval_cfg = load_eval_config(_recipe(args.eval_config, EVAL_RECIPE, "--eval-config"))
     goal_run = plan_goal_run(preset.name, args.out, train_cfg, eval_cfg, baseline_multiplier=config.baseline_multiplier,

@@ -41,12 +41,12 @@ class GoalRun:
 
 
 def plan_goal_run(goal: str, root: str | Path, train_cfg: TrainConfig, eval_cfg: EvalConfig, *,
-                  baseline_multiplier: int = 10, model: str = "", run_uni_train: bool = True,
+                  baseline_multiplier: float = 10, model: str = "", run_uni_train: bool = True,
                   run_uni_eval: bool = True) -> GoalRun:
     """Per-arm configs derived from the recipe (paths exactly as ``select`` writes them)."""
     root = Path(root).resolve()
     subset_dir = root / goal
-    data = {"gdo": subset_dir / "gdo_1x.jsonl", "uni_10x": subset_dir / f"uni_{baseline_multiplier}x.jsonl"}
+    data = {"gdo": subset_dir / "gdo_1x.jsonl", "uni_10x": subset_dir / f"uni_{baseline_multiplier:g}x.jsonl"}
     run_root = root / "runs" / goal
     train, evals = {}, {}
     for arm in ARMS:
@@ -54,7 +54,7 @@ def plan_goal_run(goal: str, root: str | Path, train_cfg: TrainConfig, eval_cfg:
         train[arm] = replace(train_cfg, dataset=[str(data[arm])], output_dir=str(run_dir),
                              model=model or train_cfg.model, resume=False)
         evals[arm] = replace(eval_cfg, target=str(run_dir), output_dir=str(run_root / "eval" / arm),
-                             run_name=f"{goal}-{'gdo-1x' if arm == 'gdo' else f'uni-{baseline_multiplier}x'}")
+                             run_name=f"{goal}-{'gdo-1x' if arm == 'gdo' else f'uni-{baseline_multiplier:g}x'}")
     trained = ("gdo", "uni_10x") if run_uni_train else ("gdo",)
     evaluated = ("gdo", "uni_10x") if run_uni_eval else ("gdo",)
     return GoalRun(goal, root, subset_dir, data, train, evals, run_root / "compare", trained, evaluated)
