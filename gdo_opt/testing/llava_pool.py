@@ -133,61 +133,88 @@ def _messages(pair_row: np.ndarray, turn: np.ndarray, snippets: np.ndarray, rows
     return out + "]"
 
 
+CHUNK_ROWS = 50_000  # lines are built and written this many rows at a time (bounded memory)
+
+
+def _row_chunks(turns: np.ndarray):
+    """(first row, end row, first pair, end pair) of each chunk of rows."""
+    pair_start = np.concatenate(([0], np.cumsum(turns)))
+    for r0 in range(0, turns.size, CHUNK_ROWS):
+        r1 = min(turns.size, r0 + CHUNK_ROWS)
+        yield r0, r1, int(pair_start[r0]), int(pair_start[r1])
+
+
+def _write_image_rows(rng, n_pairs: int, path: Path) -> tuple[np.ndarray, int]:
+    """OneVision rows of 1-3 turns; returns the qa_uid of every pair and the row count."""
+    turns, pair_row = _rows(rng, n_pairs, 3, [0.8, 0.15, 0.05])
+    turn = np.arange(n_pairs) - np.repeat(np.cumsum(turns) - turns, turns)
+    src_all = rng.choice(len(IMAGE_SOURCES), turns.size, p=_zipf(len(IMAGE_SOURCES)))
+    uids = np.empty(n_pairs, dtype=object)
+    with _LineWriter(path) as out:
+        for r0, r1, p0, p1 in _row_chunks(turns):
+            ident = np.char.mod("ov%07d", np.arange(r0, r1)).astype(object)
+            q, a = _pairs(rng, p1 - p0, np.zeros(p1 - p0, bool), np.arange(p0, p1))
+            snippets = _turn_snippets(q, a, turn[p0:p1] == 0, np.array("<image>", dtype=object))
+            msgs = _messages(pair_row[p0:p1] - r0, turn[p0:p1], snippets, r1 - r0)
+            src = np.array(IMAGE_SOURCES, dtype=object)[src_all[r0:r1]]
+            out.write('{"id":' + _js(ident) + ',"data_source":' + _js(src)
+                      + ',"images":["images/' + ident + '.jpg"],"messages":' + msgs + "}")
+            uids[p0:p1] = "ov::" + ident[pair_row[p0:p1] - r0] + "::t" + turn[p0:p1].astype(str).astype(object)
+    return uids, int(turns.size)
+
+
+def _write_video_rows(rng, n_pairs: int, path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """LLaVA-Video rows of 1-3 turns, ~3 rows per video, 4-64 frames; qa_uid and video_id per pair."""
+    turns, pair_row = _rows(rng, n_pairs, 3, [0.6, 0.3, 0.1])
+    rows = turns.size
+    turn = np.arange(n_pairs) - np.repeat(np.cumsum(turns) - turns, turns)
+    n_videos = max(1, rows // 3)
+    video_num = np.sort(rng.integers(0, n_videos, rows))
+    per_video_frames = rng.choice([4, 8, 16, 24, 32, 48, 64], n_videos, p=[0.05, 0.15, 0.2, 0.2, 0.2, 0.1, 0.1])
+    per_video_src = np.array(VIDEO_SOURCES, dtype=object)[rng.choice(len(VIDEO_SOURCES), n_videos,
+                                                                     p=_zipf(len(VIDEO_SOURCES), 0.8))]
+    uids, video_uid = np.empty(n_pairs, dtype=object), np.empty(n_pairs, dtype=object)
+    with _LineWriter(path) as out:
+        for r0, r1, p0, p1 in _row_chunks(turns):
+            ident = np.char.mod("vv%07d", np.arange(r0, r1)).astype(object)
+            vnum = video_num[r0:r1]
+            video_id = np.char.mod("vid%06d", vnum).astype(object)
+            frames = per_video_frames[vnum]
+            local = pair_row[p0:p1] - r0
+            q, a = _pairs(rng, p1 - p0, np.ones(p1 - p0, bool), np.arange(p0, p1))
+            tags = np.char.multiply("<image>", frames[local]).astype(object)
+            msgs = _messages(local, turn[p0:p1], _turn_snippets(q, a, turn[p0:p1] == 0, tags), r1 - r0)
+            lists = np.array([",".join(f'"frames/vid{v:06d}/{i:03d}.jpg"' for i in range(per_video_frames[v]))
+                              for v in vnum], dtype=object)
+            out.write('{"id":' + _js(ident) + ',"video_id":' + _js(video_id)
+                      + ',"data_source":' + _js(per_video_src[vnum])
+                      + ',"images":[' + lists + '],"messages":' + msgs + "}")
+            uids[p0:p1] = "vv::" + ident[local] + "::t" + turn[p0:p1].astype(str).astype(object)
+            video_uid[p0:p1] = video_id[local]
+    return uids, video_uid, {"video_rows": rows, "videos": int(np.unique(video_num).size)}
+
+
 def generate(pairs: int, out: Path, seed: int = 0, video_share: float = 0.42) -> dict:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     n_vid_pairs = int(round(pairs * video_share))
     n_img_pairs = pairs - n_vid_pairs
-    stats = {}
-
-    # ---- OneVision: image rows, 1-3 turns
-    turns, pair_row = _rows(rng, n_img_pairs, 3, [0.8, 0.15, 0.05])
-    rows = turns.size
-    turn = np.arange(n_img_pairs) - np.repeat(np.cumsum(turns) - turns, turns)
-    ident = np.char.mod("ov%07d", np.arange(rows)).astype(object)
-    q, a = _pairs(rng, n_img_pairs, np.zeros(n_img_pairs, bool), np.arange(n_img_pairs))
-    snippets = _turn_snippets(q, a, turn == 0, np.array("<image>", dtype=object))
-    msgs = _messages(pair_row, turn, snippets, rows)
-    src = np.array(IMAGE_SOURCES, dtype=object)[rng.choice(len(IMAGE_SOURCES), rows, p=_zipf(len(IMAGE_SOURCES)))]
-    line = ('{"id":' + _js(ident).astype(object) + ',"data_source":' + _js(src).astype(object)
-            + ',"images":["images/' + ident + '.jpg"],"messages":' + msgs + "}")
-    _write_lines(out / "onevision.jsonl", line)
-    img_uid = "ov::" + ident[pair_row] + "::t" + turn.astype(str).astype(object)
-    stats["onevision_rows"] = rows
-
-    # ---- LLaVA-Video: rows of 1-3 turns, ~3 rows per video, 4-64 frames
-    turns, pair_row = _rows(rng, n_vid_pairs, 3, [0.6, 0.3, 0.1])
-    rows = turns.size
-    turn = np.arange(n_vid_pairs) - np.repeat(np.cumsum(turns) - turns, turns)
-    ident = np.char.mod("vv%07d", np.arange(rows)).astype(object)
-    n_videos = max(1, rows // 3)
-    video_num = np.sort(rng.integers(0, n_videos, rows))
-    video_id = np.char.mod("vid%06d", video_num).astype(object)
-    per_video_frames = rng.choice([4, 8, 16, 24, 32, 48, 64], n_videos, p=[0.05, 0.15, 0.2, 0.2, 0.2, 0.1, 0.1])
-    per_video_src = np.array(VIDEO_SOURCES, dtype=object)[rng.choice(len(VIDEO_SOURCES), n_videos,
-                                                                     p=_zipf(len(VIDEO_SOURCES), 0.8))]
-    frames = per_video_frames[video_num]
-    q, a = _pairs(rng, n_vid_pairs, np.ones(n_vid_pairs, bool), np.arange(n_vid_pairs))
-    snippets = _turn_snippets(q, a, turn == 0, np.char.multiply("<image>", frames[pair_row]).astype(object))
-    msgs = _messages(pair_row, turn, snippets, rows)
-    lists = np.array([",".join(f'"frames/vid{v:06d}/{i:03d}.jpg"' for i in range(f))
-                      for v, f in enumerate(per_video_frames)], dtype=object)[video_num]
-    line = ('{"id":' + _js(ident).astype(object) + ',"video_id":' + _js(video_id).astype(object)
-            + ',"data_source":' + _js(per_video_src[video_num]).astype(object)
-            + ',"images":[' + lists + '],"messages":' + msgs + "}")
-    _write_lines(out / "video.jsonl", line)
-    vid_uid = "vv::" + ident[pair_row] + "::t" + turn.astype(str).astype(object)
-    stats.update(video_rows=rows, videos=int(np.unique(video_num).size))
+    img_uid, image_rows = _write_image_rows(rng, n_img_pairs, out / "onevision.jsonl")
+    vid_uid, vid_video, stats = _write_video_rows(rng, n_vid_pairs, out / "video.jsonl")
+    stats["onevision_rows"] = image_rows
 
     # ---- merged metrics, every column the published merge writes
     uid = np.concatenate([img_uid, vid_uid])
-    video_uid = np.concatenate([np.full(n_img_pairs, "", dtype=object), video_id[pair_row]])
+    video_uid = np.concatenate([np.full(n_img_pairs, "", dtype=object), vid_video])
     is_video = np.arange(pairs) >= n_img_pairs
     metrics = _metrics(rng, pairs, is_video)
-    keep = rng.random(pairs) >= 0.01
-    _write_lines(out / "metrics.jsonl", _metrics_lines(uid[keep], video_uid[keep], {k: v[keep] for k, v in metrics.items()}))
-    stats.update(pairs=pairs, image_pairs=n_img_pairs, video_pairs=n_vid_pairs, metrics_rows=int(keep.sum()))
-    (out / "pool.json").write_text(json.dumps({"seed": seed, **stats}, indent=2) + "\n")
+    keep = np.flatnonzero(rng.random(pairs) >= 0.01)
+    with _LineWriter(out / "metrics.jsonl") as handle:
+        for start in range(0, keep.size, 4 * CHUNK_ROWS):
+            take = keep[start:start + 4 * CHUNK_ROWS]
+            handle.write(_metrics_lines(uid[take], video_uid[take], {k: v[take] for k, v in metrics.items()}))
+    stats.update(pairs=pairs, image_pairs=n_img_pairs, video_pairs=n_vid_pairs, metrics_rows=int(keep.size))
+    (out / "pool.json").write_text(json.dumps({"seed": seed, **stats}, indent=2, sort_keys=True) + "\n")
     return stats
 
 
@@ -229,10 +256,24 @@ def _metrics_lines(uid, video_uid, m: dict[str, np.ndarray]) -> np.ndarray:
             + body + ',"data_quality_metrics":{' + nested + "}}")
 
 
-def _write_lines(path: Path, lines: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for start in range(0, lines.size, 100_000):
-            handle.write("\n".join(lines[start:start + 100_000].tolist()))
-            handle.write("\n")
-    tmp.replace(path)
+class _LineWriter:
+    """Lines appended chunk by chunk to a temporary file, moved in place when all were written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+
+    def __enter__(self):
+        self.handle = open(self.tmp, "w", encoding="utf-8")
+        return self
+
+    def write(self, lines: np.ndarray) -> None:
+        if lines.size:
+            self.handle.write("\n".join(lines.tolist()))
+            self.handle.write("\n")
+
+    def __exit__(self, kind, *_):
+        self.handle.close()
+        if kind is None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
