@@ -39,8 +39,8 @@ def test_readme_blocks_cover_the_pipeline():
 @pytest.mark.slow
 def test_readme_blocks_run_as_written(tmp_path):
     pytest.importorskip("torch")
-    from gdo_opt.commands.demo import DEMO_MAX_PIXELS
     from gdo_opt.descriptors.tiny_model import make_tiny_model
+    from gdo_opt.subset.demo import DEMO_MAX_PIXELS
 
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     shutil.copytree(ROOT / "experiments" / "configs", tmp_path / "experiments" / "configs")
