@@ -48,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ost.add_argument("--ost-model", help="proxy model folder (default: --model)")
     ost.add_argument("--ost-mode", choices=("exact", "first_order", "auto"), help="default auto")
     ost.add_argument("--ost-lr", type=float, help="step size eta (default 1e-3)")
-    ost.add_argument("--ost-params", help="lm_head (default), last_layers:N or re:<regex>")
+    ost.add_argument("--ost-params", help="all (default: the whole proxy, with media), lora (peft adapters), lm_head, "
+                     "last_layers:N or re:<regex>")
+    ost.add_argument("--ost-lora-rank", type=int, help="LoRA rank for --ost-params lora (default 8)")
+    ost.add_argument("--ost-text-only", action="store_true",
+                     help="the text-only, vmap-batched scorer (subsets + projected first order; no media)")
     ost.add_argument("--ost-proj-dim", type=int, help="first-order projection size (default 2048)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--stop-after-chunks", type=int, help=argparse.SUPPRESS)  # tests: simulate a kill
@@ -64,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
             "temporal_mode", "coverage_mode", "motion", "motion_frames", "stability_k", "max_new_tokens",
             "temperature", "top_k", "top_p", "jaccard", "seed", "workers", "device", "dtype", "threads")
     options = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
-    for key in ("ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim"):
+    for key in ("ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim", "ost_lora_rank"):
         if getattr(args, key) is not None:  # unset: the descriptor's own default (gdo_opt.descriptors.ost)
             options[key] = getattr(args, key)
+    if args.ost_text_only:
+        options["ost_media"] = False
     stats = run_extract(args.candidates, args.out, model=args.model, descriptors=names, options=options,
                         progress=not args.no_progress, stop_after_chunks=args.stop_after_chunks)
     if stats["rank"] == 0:

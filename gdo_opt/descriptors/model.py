@@ -195,7 +195,7 @@ def encode_media(media, kind: str, proc: VLProcessor, frames: int,
 def prepare_sample(row: dict, proc: VLProcessor, options: dict, media: tuple | None = None,
                    answer_ids: list[int] | None = None) -> Sample:
     """Tokenize one candidate under ``options`` (frames, image_frames, loss_span; the question and answer
-    are taken as given: ``normalize_row`` applies the text normalization). ``media`` = (pixels, grids)
+    are taken as given: the engine applies the text normalization). ``media`` = (pixels, grids)
     already encoded (else decoded here); ``answer_ids`` = the loss span already tokenized."""
     question, answer = str(row["question"]), str(row["answer"])
     if media is None:
@@ -207,7 +207,7 @@ def prepare_sample(row: dict, proc: VLProcessor, options: dict, media: tuple | N
     if not answer.strip() or not answer_ids:
         raise MediaError("empty answer")
     return Sample(
-        uid=str(row["qa_uid"]),
+        uid=str(row.get("qa_uid", "")),
         question=question,
         prompt=proc.prompt_ids(question, grids.numpy()),
         blind=proc.prompt_ids(question, None),

@@ -40,7 +40,9 @@ from gdo_opt.errors import GdoError, ParameterError
 DEFAULTS: dict[str, Any] = {
     "ost_mode": "auto",
     "ost_lr": DEFAULT_LR,
-    "ost_params": DEFAULT_PARAMS,
+    "ost_params": "all",  # the whole proxy (ost_step); "lora", or a subset: lm_head, last_layers:N, re:<regex>
+    "ost_media": True,  # False: the text-only, vmap-batched scorer (ost_scorer: subsets, projections)
+    "ost_lora_rank": 8,
     "ost_proj_dim": DEFAULT_PROJ_DIM,
     "ost_proj": "auto",
     "ost_seed": 0,
@@ -135,6 +137,9 @@ class OneStepTrain(Descriptor):
         opts = {**DEFAULTS, **{k: v for k, v in ctx.options.items() if v is not None}}
         if not opts.get("ost_val"):
             raise GdoError("ost: option ost_val (the target/validation JSONL) is required")
+        self.media = bool(opts["ost_media"])
+        if self.media:
+            return self._setup_step(ctx, opts)
         device = str(ctx.device or "cpu")
         if device == "auto":
             import torch
@@ -190,7 +195,58 @@ class OneStepTrain(Descriptor):
                 f"base target loss {self.scorer.base_val_loss:.4f}"
             )
 
+    def _setup_step(self, ctx: ExtractContext, opts: dict) -> None:
+        """Whole proxy / LoRA / subset, one simulated SGD step with media (gdo_opt.descriptors.ost_step)."""
+        from gdo_opt.descriptors.model import load_model, resolve_dtype
+        from gdo_opt.descriptors.ost_step import StepScorer, read_validation
+        from gdo_opt.descriptors.settings import resolve
+
+        device = str(ctx.device or "cpu")
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        want = resolve_dtype(str(opts["ost_dtype"]), device)
+        if opts.get("ost_model"):
+            model, proc = load_model(opts["ost_model"], device, want)
+        else:
+            if ctx.model is None:
+                raise GdoError("ost: no model loaded; pass --model or option ost_model")
+            model, proc = ctx.model, ctx.processor
+            if model.dtype != want:  # θ − ηg vanishes in bf16 rounding: score on a float32 copy
+                model = copy.deepcopy(model).to(want).eval()
+        questions, pool_path = _pool_questions(opts)
+        rows, self.dropped = read_validation(str(opts["ost_val"]), questions)
+        if not rows:
+            raise GdoError(f"ost_val: {opts['ost_val']}: every item also appears in {pool_path}")
+        settings = resolve({k: v for k, v in ctx.options.items() if k in ("mode", "frames", "image_frames",
+                                                                           "loss_span", "text_norm")})
+        self.scorer = StepScorer(model, proc, rows, settings, params=str(opts["ost_params"]),
+                                 lr=float(opts["ost_lr"]), lora_rank=int(opts["ost_lora_rank"]),
+                                 seed=int(opts["ost_seed"]))
+        mode = str(opts["ost_mode"])
+        if mode == "auto":
+            mode = "exact" if len(questions) <= int(opts["ost_exact_max"]) else "first_order"
+        self.mode = mode
+        if ctx.rank == 0:
+            from rich.console import Console
+
+            Console(stderr=True).print(
+                f"[bold]ost[/]: {len(rows)} target items ({self.dropped} dropped as pool duplicates), mode {mode}, "
+                f"{self.scorer.n_params:,} parameters ({opts['ost_params']}, with media), "
+                f"base target loss {self.scorer.base_val_loss:.4f}")
+
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
+        if self.media:
+            rows = batch.to_dict("records")
+            for row in rows:
+                row.setdefault("media", None)
+                row.setdefault("media_kind", "")
+            values = self.scorer.score(rows, self.mode)
+            uids = batch["qa_uid"].astype(str).tolist()
+            for i, message in self.scorer.errors.items():
+                ctx.add_error(uids[i], self.name, message)
+            return {"ost": values}
         answers = batch["answer"].fillna("").astype(str).tolist()
         out = nan_column(len(batch))
         ok = np.flatnonzero([bool(a.strip()) for a in answers])

@@ -36,7 +36,7 @@ PLAN_OPTIONS = (
     "chunk_size", "temporal_mode", "coverage_mode", "stability_k", "max_new_tokens",
     "temperature", "top_k", "top_p", "seed", "batch_size", "token_budget", "dtype",
     "ost_val", "ost_model", "ost_mode", "ost_lr", "ost_params", "ost_proj_dim", "ost_proj", "ost_seed",
-    "ost_max_len", "ost_exact_max", "ost_dtype",
+    "ost_max_len", "ost_exact_max", "ost_dtype", "ost_media", "ost_lora_rank",
 )
 VECTOR_COLUMNS = {"feat": FEATURE_DIM, "pub_feat": PUB_FEAT_DIM}  # fixed-size float32 lists in the shards
 
