@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, help="published 0.9, fast 1.0")
     parser.add_argument("--jaccard", choices=("words", "tokens"), help="words of the decoded answers (published) or token ids")
     parser.add_argument("--seed", type=int, help="sampling seed (default 0)")
-    parser.add_argument("--workers", type=int, default=4, help="CPU workers for motion and decoding (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="CPU worker processes for motion and colour statistics; on CPU torch gets the remaining cores (default 2)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 suits small "
                         "models on a shared CPU)")
     parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available), cpu, cuda:N")

@@ -163,11 +163,14 @@ def run_extract(
         if device == "auto":
             device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
         if device == "cpu" and opts.get("threads"):
-            # Small models on a shared CPU: intra-op threads that wait on a busy core cost more than they
-            # give (the demo's tiny model runs ~5x faster on 1 thread than on 2 on a loaded 2-core box).
             torch.set_num_threads(int(opts["threads"]))
-        elif device == "cpu" and world > 1:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+        elif device == "cpu":
+            # The CPU worker processes (motion, colour statistics) get `workers` cores, torch the rest
+            # (at least 1): intra-op threads that wait on a busy core cost more than they give (on a
+            # loaded 2-core box the default extraction ran at 0.5 cand/s with torch's 2 threads and
+            # ~6 with 1; docs/descriptors.md).
+            cores = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+            torch.set_num_threads(max(1, cores - int(opts["workers"])))
         ctx.model, ctx.processor = load_model(model, device, opts["dtype"])
         ctx.dtype, ctx.device = ctx.model.dtype, device
         ctx.engine = ModelEngine(ctx.model, ctx.processor, device, opts)

@@ -31,7 +31,7 @@ def world(tmp_path_factory):
     target = make_demo_pool(root / "target", seed=1, n_images=3, n_videos=3)
     val, dropped = read_validation(str(target.video), cands["question"].tolist())
     model, proc = load_model(make_tiny_model(root / "model"))
-    opts = {**resolve({}), "frames": 8}
+    opts = {**resolve({}), "frames": 4}
     kinds = cands["media_kind"]
     rows = cands.loc[[kinds[kinds == "image"].index[0], kinds[kinds == "frames"].index[0]]].to_dict("records")
     return {"model": model, "proc": proc, "val": val[:3], "dropped": dropped, "rows": rows, "opts": opts,
