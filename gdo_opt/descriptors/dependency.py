@@ -38,4 +38,5 @@ class Difficulty(Descriptor):
 
     def compute(self, batch: pd.DataFrame, ctx: ExtractContext) -> dict[str, np.ndarray]:
         r = _engine_results(batch, ctx)
-        return {"loss_video": r["loss_video"], "ppl": np.exp(r["loss_video"])}
+        # exp of the loss clipped to [-30, 30], as published (no overflow on a diverging proxy).
+        return {"loss_video": r["loss_video"], "ppl": np.exp(np.clip(r["loss_video"], -30.0, 30.0))}
