@@ -25,6 +25,8 @@ PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
 # --index-url https://download.pytorch.org/whl/cpu.
 "${PIP[@]}" install "$TORCH"
 "${PIP[@]}" install --no-deps -r "$REQ"
+# gdo-opt itself (editable, no deps): its solvers/ and presets/ folders are mapped into the package.
+"${PIP[@]}" install --no-deps -e .
 # Smoke check: the tools import and the CPU torch was kept.
 "$VENV/bin/python" - <<'PY'
 import torch, swift, lmms_eval, transformers  # noqa: F401

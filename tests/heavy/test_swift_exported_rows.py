@@ -105,13 +105,13 @@ def test_swift_trains_on_the_image_per_frame_export(exports):
 
 
 def test_swift_reads_the_video_export_and_trains_its_image_rows(exports):
-    from swift.llm import load_dataset
+    from swift.dataset import load_dataset
 
     root, out = exports
     rows = out["video"]
     path = root / "video-export.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train, _ = load_dataset([str(path)], split_dataset_ratio=0.0, num_proc=1)
+    train, _ = load_dataset([str(path)], split_dataset_ratio=0.0, num_proc=1, use_hf=True)
     loaded = [train[i] for i in range(len(train))]
     assert len(loaded) == len(rows)
     clips = [r for r in loaded if r.get("videos")]
