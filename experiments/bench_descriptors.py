@@ -114,7 +114,7 @@ def per_descriptor(console, model, proc, cands, args) -> None:
     the coverage features on the CPU), best of ``--repeat`` after one warm-up on 4 candidates."""
     import torch
 
-    from gdo_opt.descriptors import REGISTRY
+    from gdo_opt.descriptors import registry
     from gdo_opt.descriptors.base import ExtractContext
     from gdo_opt.descriptors.engine import ModelEngine
     from gdo_opt.descriptors.settings import describe, resolve
@@ -125,7 +125,7 @@ def per_descriptor(console, model, proc, cands, args) -> None:
     table.add_column("descriptor")
     table.add_column("candidates/s", justify="right")
     for name in ("motion", "dependency", "temporal", "stability", "coverage"):
-        resolved, descriptor = resolve(opts), REGISTRY[name]()
+        resolved, descriptor = resolve(opts), registry()[name]()
         best = 0.0
         for run in range(max(1, args.repeat) + 1):
             batch = cands.head(4) if run == 0 else cands

@@ -25,7 +25,6 @@ import pandas as pd
 
 from gdo_opt.descriptors.base import Descriptor, ExtractContext, nan_column, register
 from gdo_opt.descriptors.ost_data import decontaminate, load_validation
-from gdo_opt.descriptors.ost_params import DEFAULT_PARAMS
 from gdo_opt.descriptors.ost_scorer import (
     DEFAULT_LR,
     DEFAULT_PROJ_DIM,
