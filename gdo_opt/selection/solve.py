@@ -9,7 +9,8 @@ stopwatch, calls the backend and turns its ``RawResult`` into a ``Selection``:
 3. gap = (bound − objective) / max(1, |bound|); status "optimal" only within the requested
    ``mip_gap`` (or an absolute gap ≤ 1e-6), otherwise "feasible" (or "time_limit" when the
    backend stopped at the limit) with that gap;
-4. an infeasible problem gets its explanation (``diagnose.explain_infeasible``).
+4. an infeasible problem gets its explanation (``diagnose.explain_infeasible``), within what is
+   left of the time limit (at least ``EXPLAIN_MIN_S``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 
 from gdo_opt.selection.result import Selection
 from gdo_opt.solvers.base import ABS_GAP_TOL, RawResult, Status, get_backend, relative_gap
+
+EXPLAIN_MIN_S = 5.0  # the infeasibility explanation gets what is left of the time limit, at least this
 
 
 def solve(problem, solver="auto", **options) -> Selection:
@@ -103,7 +106,8 @@ def finish(problem, name: str, raw: RawResult, options, seconds: float) -> Selec
         elif status == Status.INFEASIBLE:
             from gdo_opt.selection.diagnose import explain_infeasible
 
-            notes.insert(0, explain_infeasible(problem))
+            left = options.remaining() if hasattr(options, "remaining") else None
+            notes.insert(0, explain_infeasible(problem, None if left is None else max(left, EXPLAIN_MIN_S)))
     return Selection(
         indices=np.asarray(idx, dtype=np.int64),
         objective=objective,

@@ -256,3 +256,25 @@ def test_budget_as_array_and_check_rejects_fractional_indices():
 def test_status_is_a_string_enum():
     assert Status.TIME_LIMIT == "time_limit" and str(Status.OPTIMAL) == "optimal"
     assert f"{Status.FEASIBLE}" == "feasible"
+
+
+def test_infeasibility_explanation_never_claims_what_an_unfinished_lp_did_not_prove(monkeypatch):
+    from gdo_opt.selection import diagnose
+    from gdo_opt.selection.problem import SelectionProblem
+    from gdo_opt.solvers import highs
+
+    n = 200
+    video = np.arange(n) < 60
+    p = SelectionProblem(np.ones(n), budget=100)
+    p.add_share(video, lo=0.5, name="video_share")
+    p.add_cap(np.where(video, np.arange(n) // 10, -1), at_most=4, name="per_video")
+    real = highs.solve_lp
+
+    def stopped(*args, **kwargs):  # every LP hits its time limit
+        out = real(*args, **kwargs)
+        out.status = "time_limit"
+        return out
+
+    monkeypatch.setattr(highs, "solve_lp", stopped)
+    text = diagnose.explain_infeasible(p, time_limit=1.0)
+    assert "only 0" not in text and "did not finish" in text
