@@ -259,9 +259,10 @@ def test_status_is_a_string_enum():
 
 
 def test_infeasibility_explanation_never_claims_what_an_unfinished_lp_did_not_prove(monkeypatch):
+    from gdo_opt.solvers import highs
+
     from gdo_opt.selection import diagnose
     from gdo_opt.selection.problem import SelectionProblem
-    from gdo_opt.solvers import highs
 
     n = 200
     video = np.arange(n) < 60
