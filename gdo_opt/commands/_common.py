@@ -59,10 +59,32 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
                              "feasible subset so far is kept with its certified gap (status time_limit)")
     parser.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap to stop at (default 1e-4)")
     parser.add_argument("--seed", type=int, default=42, help="solver and baseline seed (default 42)")
-    parser.add_argument("--baseline-multiplier", type=int, default=10, metavar="M",
+    parser.add_argument("--baseline-multiplier", type=float, default=10, metavar="M",
                         help="Uni-Mx baseline size as a multiple of K (default 10; 0 skips it)")
-    parser.add_argument("--frames-as", default="video", choices=("video", "images"),
-                        help="export frame lists as one <video> (list of frames) or one <image> per frame")
+    parser.add_argument("--export-format", "--frames-as", dest="frames_as", default="images",
+                        choices=("images", "video"),
+                        help="frame lists as <image> x n with the frames in `images` (the published builder's "
+                             "format, default) or as one <video> whose entry is the frame list")
+    paper = parser.add_argument_group("paper goals (presets with a [published] table)")
+    paper.add_argument("--target-ratio", type=float, default=None, metavar="R",
+                       help="K = int(R x pool size) instead of the budget rule, as the builder's --target-ratio")
+    paper.add_argument("--target-frames", type=int, default=None, metavar="N",
+                       help="frames per video after resampling, for the duration strata (default: preset, 32)")
+    paper.add_argument("--on-infeasible", default="relax", choices=("relax", "fail"),
+                       help="relax (default): when the hard rows cannot all hold, minimize their shortfall first, "
+                            "then maximize the objective, write the subset and list every unmet row; fail: error")
+    paper.add_argument("--quota-mode", default=None, choices=("penalty", "lexicographic", "hard"),
+                       help="soft stratum quotas: penalty (Σρ − P·shortfall, the presets' default), lexicographic "
+                            "(fewest missing quota rows first, then Σρ) or hard")
+    paper.add_argument("--quota-penalty", type=float, default=None, metavar="P",
+                       help="ρ units charged per missing quota row in penalty mode (default: preset, 1.0)")
+    paper.add_argument("--no-oversample-caps", dest="oversample_caps", action="store_const", const=False,
+                       default=None, help="let every pool row compete, not only each stratum's top cap_s rows")
+    for name, what in (("vds", "the legacy VDS/VDS3 term"), ("ppl", "the QA naturalness / PPL-like term"),
+                       ("sc", "the legacy quality / self-consistency term")):
+        paper.add_argument(f"--disable-score-{name}", action="store_true", help=f"ablation: drop {what} from ρ")
+    paper.add_argument("--disable-vds3-budget", action="store_true",
+                       help="ablation: no VDS3-aware growth of the automatic budget")
     parser.add_argument("--ablate", action="append", default=[], choices=sorted(ablation_choices()),
                         help="drop a descriptor family from the score (repeatable)")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
@@ -115,7 +137,14 @@ def select_config(args: argparse.Namespace):
 
     ablations = ablation_choices()
     ablate = tuple(d for name in args.ablate for d in ablations[name])
+    multiplier = args.baseline_multiplier
+    multiplier = int(multiplier) if float(multiplier).is_integer() else float(multiplier)
     return SelectConfig(target_count=args.target_count, solver=args.solver, time_limit=args.time_limit,
-                        mip_gap=args.mip_gap, seed=args.seed, baseline_multiplier=args.baseline_multiplier,
+                        mip_gap=args.mip_gap, seed=args.seed, baseline_multiplier=multiplier,
                         frames_as=args.frames_as, ablate=ablate, html=not args.no_html,
-                        progress=_progress_wanted(args), parquet=args.parquet)
+                        progress=_progress_wanted(args), parquet=args.parquet,
+                        on_infeasible=args.on_infeasible, quota_mode=args.quota_mode,
+                        quota_penalty=args.quota_penalty, oversample_caps=args.oversample_caps,
+                        target_ratio=args.target_ratio, target_frames=args.target_frames,
+                        disable_score_vds=args.disable_score_vds, disable_score_ppl=args.disable_score_ppl,
+                        disable_score_sc=args.disable_score_sc, disable_vds3_budget=args.disable_vds3_budget)

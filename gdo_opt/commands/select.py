@@ -12,8 +12,8 @@ HELP = "build one goal's 1x subset (+ Uni-kx baseline, report)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pool_arguments(parser)
     parser.add_argument("--preset", default=None,
-                        help="the goal (required): packaged preset name (minloss, diverse, temp, temp_plus) "
-                             "or a .toml path")
+                        help="the goal (required): the paper's goals minloss, diverse, temp, temp_plus (as "
+                             "released), our weighted variants <goal>_weighted, or a .toml path")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 

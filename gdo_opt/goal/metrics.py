@@ -3,8 +3,12 @@
 Both are keyed by ``qa_uid``. The GDO JSONL names map onto ours so users of the original code can
 switch without recomputing: ``loss_video``, ``loss_blind``, ``frame_diversity``, ``vds`` keep their
 names; ``ppl`` = exp(loss_video) and ``vds`` = loss_blind − loss_video are derived when absent;
-``quality_score`` stays available as a term and stands in for ``stability`` (self-consistency)
-when the file has no ``stability``. Other numeric keys that match a descriptor name are used as is.
+``self_consistency`` stands in for ``stability`` when the file has no ``stability``. Every column
+the published ``merge_metrics.py`` writes is read (``tnc_score``, ``self_consistency``,
+``cluster_score``, ``cluster_hardness``, ``cluster_id``, ``cluster_dist`` included; nested
+``data_quality_metrics`` fields fill absent top-level ones, nested first as the builder reads them),
+and the raw file columns are kept beside the aligned values: the published ρ normalizes with
+statistics over every file row, matched or not (``gdo_opt.goal.published``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ import pandas as pd
 
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.preset import DESCRIPTORS
+
+# Every numeric column of the published merged metrics (merge_metrics.py), top level or nested.
+GDO_COLUMNS = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score", "ppl", "amm", "tnc_score",
+               "self_consistency", "cluster_score", "cluster_hardness", "cluster_id", "cluster_dist")
+NESTED = "data_quality_metrics"
 
 
 @dataclass
@@ -31,6 +40,8 @@ class Metrics:
     derived: list[str] = field(default_factory=list)  # columns computed from others (ppl, vds, ...)
     ignored_keys: list[str] = field(default_factory=list)
     note: str = ""
+    file_columns: dict[str, np.ndarray] = field(default_factory=dict)  # raw GDO columns, one per file row
+    position: np.ndarray | None = None  # file row of each candidate, -1 = no metrics row
 
     def summary(self) -> dict:
         return {
@@ -74,6 +85,7 @@ def read_metrics_table(path: str | Path) -> tuple[pd.DataFrame, str]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    table = _lift_nested(table)
     uid = table["qa_uid"]
     if not pa.types.is_string(uid.type) and not pa.types.is_large_string(uid.type):
         table = table.set_column(table.schema.get_field_index("qa_uid"), "qa_uid", pc.cast(uid, pa.string()))
@@ -85,17 +97,47 @@ def read_metrics_table(path: str | Path) -> tuple[pd.DataFrame, str]:
     return frame, kind
 
 
+def _lift_nested(table):
+    """Nested ``data_quality_metrics`` fields win over top-level ones (the builder reads nested first);
+    the struct column itself is dropped (no per-row dicts in pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if NESTED not in table.column_names:
+        return table
+    nested = table.column(NESTED)
+    if not pa.types.is_struct(nested.type):
+        return table.drop_columns([NESTED])
+    names = [nested.type.field(i).name for i in range(nested.type.num_fields)]
+    for name in names:
+        if name not in GDO_COLUMNS:
+            continue
+        child = pc.struct_field(nested, name)
+        if not (pa.types.is_integer(child.type) or pa.types.is_floating(child.type) or pa.types.is_null(child.type)):
+            continue
+        child = pc.cast(child, pa.float64())
+        if name in table.column_names:
+            top = table.column(name)
+            if pa.types.is_integer(top.type) or pa.types.is_floating(top.type) or pa.types.is_null(top.type):
+                child = pc.coalesce(child, pc.cast(top, pa.float64()))
+            table = table.set_column(table.schema.get_field_index(name), name, child)
+        else:
+            table = table.append_column(name, child)
+    return table.drop_columns([NESTED])
+
+
 def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str, path: str) -> Metrics:
     """Align a metrics table to the candidates (vectorized lookup), deriving GDO-compatible columns."""
     index = pd.Index(frame["qa_uid"].to_numpy())
     position = index.get_indexer(pd.Index(np.asarray(qa_uid, dtype=object)))
     hit = position >= 0
     values: dict[str, np.ndarray] = {}
+    file_columns: dict[str, np.ndarray] = {}
     ignored = []
     for column in frame.columns:
         if column == "qa_uid":
             continue
-        if column not in DESCRIPTORS:
+        if column not in DESCRIPTORS and column not in GDO_COLUMNS:
             if not column.startswith("z_"):
                 ignored.append(column)
             continue
@@ -106,6 +148,8 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
         out = np.full(len(position), np.nan)
         out[hit] = raw[position[hit]]
         values[column] = out
+        if column in GDO_COLUMNS:
+            file_columns[column] = raw
     derived = []
     if "ppl" not in values and "loss_video" in values:
         with np.errstate(over="ignore"):
@@ -114,8 +158,8 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
     if "vds" not in values and "loss_video" in values and "loss_blind" in values:
         values["vds"] = values["loss_blind"] - values["loss_video"]
         derived.append("vds")
-    if "stability" not in values and "quality_score" in values:
-        values["stability"] = values["quality_score"]
+    if "stability" not in values and "self_consistency" in values:
+        values["stability"] = values["self_consistency"]
         derived.append("stability")
     return Metrics(
         values=values,
@@ -125,6 +169,8 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
         unmatched_metrics=int(len(index) - np.unique(position[hit]).size),
         derived=derived,
         ignored_keys=ignored,
+        file_columns=file_columns,
+        position=position.astype(np.int64),
     )
 
 

@@ -17,11 +17,13 @@ from typing import Any
 from gdo_opt.config import KeyChecker, parse_toml
 from gdo_opt.errors import GdoError
 
-BUILTIN = ("minloss", "diverse", "temp", "temp_plus")
+BUILTIN = ("minloss", "diverse", "temp", "temp_plus")  # the paper's goals, as released (a [published] table)
+WEIGHTED = tuple(f"{name}_weighted" for name in BUILTIN)  # our weighted-descriptor extensions
 # Raw descriptor columns a score term may use (CONTRACTS.md descriptor table + GDO JSONL extras).
 DESCRIPTORS = (
     "amm", "frame_diversity", "loss_video", "loss_blind", "vds", "ppl", "temporal_prob",
-    "stability", "coverage", "hardness", "ost", "quality_score",
+    "stability", "coverage", "hardness", "ost", "quality_score", "tnc_score", "self_consistency",
+    "cluster_score", "cluster_hardness",
 )
 # Which descriptors each ablation switch removes from ρ.
 ABLATIONS = {
@@ -100,10 +102,15 @@ class Feasibility:
 class Preset:
     name: str
     description: str
-    score: ScoreSpec
-    budget: BudgetRule
-    feasibility: Feasibility
+    score: ScoreSpec | None  # None for a paper goal (the shared published ρ)
+    budget: BudgetRule | None
+    feasibility: Feasibility | None
     source: str  # file the preset came from (for messages and the report)
+    published: Any = None  # gdo_opt.goal.paper.PublishedParams for the paper's goals
+
+    @property
+    def is_paper(self) -> bool:
+        return self.published is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view for report.json (stable: no absolute paths)."""
@@ -259,6 +266,13 @@ def _parse_feasibility(ctx: KeyChecker, raw: Any) -> Feasibility:
 def parse_preset(data: dict[str, Any], source: str) -> Preset:
     """Validate a parsed TOML document into a Preset (errors name ``source``)."""
     ctx = KeyChecker(source)
+    if "published" in data:
+        from gdo_opt.goal.paper import parse_published
+
+        ctx.check_keys(data, "", {"name", "description", "published"})
+        return Preset(name=ctx.string(data, "", "name", Path(source).stem),
+                      description=ctx.string(data, "", "description", ""), score=None, budget=None,
+                      feasibility=None, source=source, published=parse_published(data["published"], source))
     ctx.check_keys(data, "", {"name", "description", "score", "budget", "feasibility"})
     if "score" not in data:
         raise GdoError(f"{source}: missing table [score]")

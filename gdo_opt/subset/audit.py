@@ -132,6 +132,8 @@ def audit_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: 
     if k == 0:
         raise GdoError("subset: no rows to audit")
     t0 = time.perf_counter()
+    if preset.is_paper and config.oversample_caps is None:  # any row may be audited: all rows compete
+        config = replace(config, oversample_caps=False)
     goal = build_goal_problem(frame, metrics, preset, config)
     goal_k = goal.k
     same_k = goal if goal_k == k else build_goal_problem(frame, metrics, preset, replace(config, target_count=k))
@@ -145,17 +147,20 @@ def audit_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: 
     if not inside.all():  # rows the goal excludes (score.missing = "exclude" and no descriptors)
         violations.append(Violation("eligible", None, int((~inside).sum()), 0, 0))
     # the same-K budget can only fail through excluded rows, already counted as "eligible"
-    violations += [v for v in problem.check(local) if v.name != "budget"]
-    objective = float(goal.rho[rows].sum())
+    columns = same_k.embed(local)  # paper goals: soft quotas filled by their slack (charged, not violated)
+    violations += [v for v in problem.check(columns) if v.name != "budget"]
+    sigma_rho = float(goal.rho[rows].sum())
+    objective = problem.objective(columns) if same_k.elastic is not None else sigma_rho
     report = {
         "preset": preset.name,
         "k": k,
         "goal_k": int(goal_k),
         "duplicates": int(duplicates),
         "objective": _r(objective),
+        "sigma_rho": _r(sigma_rho),
         "feasible": not violations,
         "violations": [_violation_dict(v) for v in violations],
-        "constraints": clean_constraint_rows(problem.constraint_table(local)),
+        "constraints": clean_constraint_rows(problem.constraint_table(columns)),
         "budget": goal.budget_info,
         "optimum": None, "bound": None, "gap": None, "gap_to_optimum": None,
         "solve": None,
@@ -174,6 +179,13 @@ def audit_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: 
                        "message": " ".join(str(selection.message).split())}
     if selection.status in ("optimal", "feasible"):
         report["optimum"] = _r(selection.objective)
+        if same_k.elastic is not None:
+            found = np.asarray(selection.indices, dtype=np.int64)
+            report["optimum_sigma_rho"] = _r(goal.rho[eligible[found[found < eligible.size]]].sum())
+            report["quota_shortfall"] = {k_: int(sum(v.values())) for k_, v in
+                                         same_k.elastic.shortfall(columns).items()}
+            report["optimum_quota_shortfall"] = {k_: int(sum(v.values())) for k_, v in
+                                                 same_k.elastic.shortfall(found).items()}
         report["bound"] = _r(selection.bound)
         report["gap"] = _r(relative_gap(objective, selection.bound))
         report["gap_to_optimum"] = _r(relative_gap(objective, selection.objective))

@@ -7,6 +7,7 @@ GDO's claim is "1x chosen beats 10x random"; the random arm must obey the same h
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from gdo_opt.goal.hygiene import hygiene_keep
 
@@ -34,4 +35,46 @@ def uniform_baseline(
         info["note"] = f"requested {size} rows but dedup and caps leave {eligible.size}; took them all"
     chosen = np.sort(eligible[:size]).astype(np.int64)
     info["size"] = int(chosen.size)
+    return chosen, info
+
+
+def published_uniform(pool, size: int, cap: int, seed: int, oversample: float = 1.35) -> tuple[np.ndarray, dict]:
+    """Uni-kx as the published builder builds it, reaching ``size`` rows whenever the pool has them.
+
+    A reservoir of ceil(1.35·size) rows drawn uniformly (a seeded order keyed on qa_uid, so the
+    input's row order does not matter), then three passes in that order: (1) exact-text dedup and
+    at most ``cap`` rows per video; (2) the per-video cap only; (3) any reservoir row left. Each
+    pass fills only what the previous left; the report says how many rows each pass took.
+    """
+    n = pool.n
+    key = f"{int(seed) % 10**16:016d}"
+    order = np.lexsort((np.arange(n), pd.util.hash_array(np.asarray(pool.qa_uid, dtype=object), hash_key=key)))
+    reservoir = order[: min(n, max(size, int(np.ceil(size * max(1.0, oversample)))))]
+    vid = pool.video_uid[reservoir]
+    taken = np.zeros(reservoir.size, dtype=bool)
+
+    def capped(ok: np.ndarray) -> np.ndarray:
+        """Rows of ``ok`` (in order) whose video still has room after the rows already taken."""
+        uid = np.where(ok, vid, -1)
+        rank = pd.Series(uid).groupby(uid).cumcount().to_numpy()
+        held = np.bincount(vid[taken & (vid >= 0)], minlength=max(int(vid.max(initial=-1)) + 1, 1))
+        return ok & ((uid < 0) | (rank + held[np.maximum(uid, 0)] < cap))
+
+    passes = {}
+    first_text = ~pd.Series(pool.text_key[reservoir]).duplicated().to_numpy()
+    for name, ok in (("dedup_and_cap", first_text), ("cap_only", np.ones(reservoir.size, dtype=bool)),
+                     ("any", None)):
+        room = size - int(taken.sum())
+        if room <= 0:
+            passes[name] = 0
+            continue
+        new = ~taken if ok is None else capped(ok & ~taken)
+        pick = np.flatnonzero(new)[:room]
+        taken[pick] = True
+        passes[name] = int(pick.size)
+    chosen = np.sort(reservoir[taken]).astype(np.int64)
+    info = {"requested": int(size), "size": int(chosen.size), "seed": int(seed), "reservoir": int(reservoir.size),
+            "rule": "published 3-pass relaxation", "passes": passes}
+    if chosen.size < size:
+        info["note"] = f"the pool has {n} rows, fewer than the {size} asked"
     return chosen, info

@@ -63,7 +63,7 @@ def run_demo(out: str | Path = "gdo-demo", seed: int = 0, metrics_mode: str = "a
 
     from gdo_opt.atomic import write_jsonl
     from gdo_opt.goal.metrics import load_metrics, proxy_metrics
-    from gdo_opt.goal.preset import BUILTIN, load_preset
+    from gdo_opt.goal.preset import BUILTIN, WEIGHTED, load_preset
     from gdo_opt.ingest.demo_pool import make_demo_pool
     from gdo_opt.ingest.pool import ingest
     from gdo_opt.subset.pipeline import SelectConfig, build_all
@@ -112,7 +112,7 @@ def run_demo(out: str | Path = "gdo-demo", seed: int = 0, metrics_mode: str = "a
     if mode == "proxy":
         metrics.note = "model-free proxies: amm/frame_diversity (optical flow), coverage (hashed n-grams), " \
                        "loss_video (unigram NLL of the answer); no vds/stability/temporal_prob"
-    presets = [load_preset(name) for name in BUILTIN]
+    presets = [load_preset(name) for name in (*BUILTIN, *WEIGHTED)]  # the paper goals + our variants
     results = build_all(frame, metrics, presets, config, out, console)
     console.print(f"demo finished in {time.perf_counter() - start:.1f}s; outputs in {out}/", highlight=False)
     return results

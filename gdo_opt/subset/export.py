@@ -4,7 +4,9 @@ Format (ms-swift custom dataset, standard messages format): the user turn starts
 ``<image>`` tag per entry of ``images`` or one ``<video>`` tag per entry of ``videos``, then the
 question; the assistant turn is the answer. Frame sequences go out as one ``<video>`` whose entry
 is the list of frame paths (ms-swift's HF/Qwen video loaders accept "a list of image file names"
-as a video), or with ``frames_as="images"`` as one ``<image>`` per frame. ``qa_uid``,
+as a video), or with ``frames_as="images"`` (the default: the published builder's format) as one
+``<image>`` per frame followed by a newline and the question, frames in ``images`` (resampled to
+32 at ingest). ``qa_uid``,
 ``video_uid`` and ``meta`` (ρ, descriptor values, stratum, source) are kept for traceability;
 ms-swift ignores extra keys. Rows are sorted by ``qa_uid``; floats are printed with 6
 significant digits so equal inputs give equal bytes.
@@ -45,7 +47,7 @@ def _media_lists(media) -> list[list[str]]:
 
 
 def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
-              frames_as: str = "video") -> np.ndarray:
+              frames_as: str = "images") -> np.ndarray:
     """One JSON line (without newline) per row of ``frame``, in ``frame``'s order."""
     if frames_as not in FRAMES_AS:
         raise ParameterError("frames_as", f"expected one of {', '.join(FRAMES_AS)}", frames_as)
@@ -64,6 +66,8 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
     n_video_tags = np.where(kind == "video", counts, 1)
     tags = np.where(as_video, np.char.multiply("<video>", n_video_tags).astype(object),
                     np.char.multiply("<image>", counts).astype(object))
+    if frames_as == "images":  # the published builder's user turn: "<image>" x n, newline, question
+        tags = np.where(counts > 0, tags + "\n", tags)
     user = _json_strings(tags + frame["question"].astype(str).to_numpy(dtype=object))
     assistant = _json_strings(frame["answer"].astype(str).to_numpy())
     media_json = np.array([json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in media], dtype=object)
@@ -93,7 +97,7 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
 
 
 def write_sft(path: str | Path, frame: pd.DataFrame, indices: np.ndarray, rho: np.ndarray,
-              descriptors: dict[str, np.ndarray], frames_as: str = "video") -> int:
+              descriptors: dict[str, np.ndarray], frames_as: str = "images") -> int:
     """Write the rows ``indices`` of ``frame`` atomically, sorted by qa_uid; returns the row count."""
     indices = np.asarray(indices, dtype=np.int64)
     uids = frame["qa_uid"].to_numpy()[indices].astype(str)

@@ -44,12 +44,23 @@ class SelectConfig:
     time_limit: float | None = None
     mip_gap: float = 1e-4
     seed: int = 42
-    baseline_multiplier: int = 10
-    frames_as: str = "video"
+    baseline_multiplier: float = 10  # Uni-Mx: M x K rows (the published builder: ceil(M K))
+    frames_as: str = "images"  # the published export: <image> x n, frames in `images`
     ablate: tuple[str, ...] = ()
     html: bool = True
     progress: bool = False  # a status line per solver phase on stderr (the CLI turns it on)
     parquet: bool = False  # also write every exported JSONL as Parquet (same rows and fields)
+    # paper goals (presets with a [published] table); None = the preset's value
+    on_infeasible: str = "relax"
+    quota_mode: str | None = None
+    quota_penalty: float | None = None
+    oversample_caps: bool | None = None
+    target_ratio: float | None = None
+    target_frames: int | None = None
+    disable_score_vds: bool = False
+    disable_score_ppl: bool = False
+    disable_score_sc: bool = False
+    disable_vds3_budget: bool = False
 
     def __post_init__(self) -> None:
         from gdo_opt.solvers import backend_names
@@ -100,16 +111,29 @@ class GoalProblem:
     budget_info: dict
     derived: object  # constraint derivation notes
     pool: pd.DataFrame  # the eligible rows of the candidate table (the table itself when all are)
+    elastic: object = None  # paper goals: the ElasticProblem (unit slack columns after the real ones)
+    paper: dict | None = None  # paper goals: published pool view, derived set, parameters
 
     @property
     def rho(self) -> np.ndarray:
         return self.score.rho
+
+    def embed(self, local: np.ndarray) -> np.ndarray:
+        """Problem columns of a subset given by local row indices: the rows themselves, plus (paper
+        goals) the fewest slack columns that make every soft quota hold, so check() reports only
+        hard rows and objective() charges the quota penalty."""
+        local = np.asarray(local, dtype=np.int64)
+        return local if self.elastic is None else self.elastic.fill_slack(local)
 
 
 def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> GoalProblem:
     """ρ → eligible rows → budget K (``config.target_count`` overrides the rule) → constraints."""
     from gdo_opt.selection.problem import SelectionProblem
 
+    if preset.is_paper:
+        from gdo_opt.subset.paper import build_paper_goal
+
+        return build_paper_goal(frame, metrics, preset, config)
     n = len(frame)
     if n == 0:
         raise GdoError("candidates: the table is empty")
@@ -142,6 +166,10 @@ def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, co
 
 def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config: SelectConfig) -> SelectResult:
     """Solve one goal on a loaded pool. Raises GdoError (with the engine's explanation) when infeasible."""
+    if preset.is_paper:
+        from gdo_opt.subset.paper import select_paper
+
+        return select_paper(frame, metrics, preset, config)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     n = len(frame)
@@ -166,6 +194,8 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         raise GdoError(
             f"preset {preset.name} ({Path(preset.source).name}): {selection.status} with K = {k}: "
             f"{' '.join(str(selection.message).split()) or 'no explanation from the solver'}"
+            + (" (--on-infeasible relax applies to the paper goals; a weighted preset stops here)"
+               if config.on_infeasible == "relax" else "")
         )
     local = np.asarray(selection.indices, dtype=np.int64)
     violations = problem.check(local)
@@ -175,10 +205,10 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
 
     t2 = time.perf_counter()
     baseline = None
-    baseline_info: dict = {"multiplier": int(config.baseline_multiplier)}
+    baseline_info: dict = {"multiplier": config.baseline_multiplier}
     if config.baseline_multiplier > 0:
         local_b, info = uniform_baseline(
-            view.n, config.baseline_multiplier * k, config.seed, dedup=view.dedup,
+            view.n, int(np.ceil(config.baseline_multiplier * k)), config.seed, dedup=view.dedup,
             video_uid=view.video_uid, cap=feas.per_video_cap,
         )
         baseline = eligible[local_b]
@@ -225,7 +255,7 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
     }
     if baseline is not None:
-        report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier}x.jsonl"
+        report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier:g}x.jsonl"
     if config.html:
         report["outputs"]["html"] = "report.html"
     if config.parquet:

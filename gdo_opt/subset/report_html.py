@@ -39,6 +39,8 @@ def budget_words(budget: dict, preset_budget: dict) -> list[str]:
     """The budget record as sentences: what the rule asked for, which limits applied, the result."""
     k, kind = budget.get("k"), budget.get("kind")
     out = []
+    if str(kind).startswith("published"):
+        return published_budget_words(budget)
     if kind == "override":
         out.append(f"K = {fmt(k)} samples, set on the command line ({budget.get('rule')}).")
     elif kind == "fixed":
@@ -72,6 +74,26 @@ def budget_words(budget: dict, preset_budget: dict) -> list[str]:
         out.append(budget["note"] + ".")
     out.append(f"At most {fmt(budget.get('reachable'))} rows can be chosen at all once dedup and the "
                "per-video cap are applied.")
+    return out
+
+
+def published_budget_words(budget: dict) -> list[str]:
+    """The published builder's budget rule (paper goals) in words."""
+    k, mode = budget.get("k"), budget.get("mode")
+    if mode != "distribution_auto":
+        return [f"K = {fmt(k)} samples ({mode}: {budget.get('requested_count', budget.get('requested_ratio', ''))})."]
+    out = [f"K = {fmt(k)} samples by the published rule: the strata's effective number "
+           f"{fmt(budget.get('effective_strata'), 4)} asks for {fmt(budget.get('n_from_effective_strata'))}, the "
+           f"{fmt(budget.get('covered_strata'))} strata covering {budget.get('coverage_mass')} of the pool ask for "
+           f"{fmt(budget.get('n_from_tail_coverage'))} (tail share {fmt(budget.get('tail_prob_at_coverage'), 4)}), "
+           f"within [{fmt(budget.get('n_from_min_ratio'))}, {fmt(budget.get('n_from_max_ratio'))}] by ratio."]
+    v = budget.get("vds3_adjustment") or {}
+    if v.get("enabled"):
+        out.append(f"VDS3 adjustment: {fmt(v.get('vds3_positive_count'))} of {fmt(v.get('vds3_total_count'))} "
+                   f"metrics rows are VDS3-positive; {fmt(v.get('vds3_target_positive'))} of them ask for "
+                   f"{fmt(v.get('n_from_vds3_positive'))}, capped at {fmt(v.get('vds3_adjust_cap'))}.")
+    elif v:
+        out.append(f"No VDS3 adjustment ({v.get('reason')}).")
     return out
 
 
@@ -298,7 +320,7 @@ def build_view(report: dict, rho: np.ndarray, subsets: dict[str, np.ndarray],
                   "status": s["status"], "solver": s["solver"], "requested": s.get("requested", s["solver"]),
                   "message": s.get("message") or DASH,
                   "time": "kept in timings.json beside this page (so the page is byte-identical across runs)"},
-        "budget": budget_words(report["budget"], report["preset"].get("budget", {})),
+        "budget": budget_words(report["budget"], report["preset"].get("budget") or {}),
         "missing": {"count": missing.get("candidates", score.get("missing_candidates", 0)),
                     "text": missing.get("text", f"{score.get('missing_candidates', 0)} candidates without descriptors."),
                     "by_descriptor": by_desc},
@@ -306,10 +328,12 @@ def build_view(report: dict, rho: np.ndarray, subsets: dict[str, np.ndarray],
         "baseline": {"multiplier": report.get("baseline", {}).get("multiplier", 0), "text": base_text,
                      "shortfall": shortfall},
         "score": {"text": (f"ρ(x) = Σ sign · weight · normalized descriptor ({report['preset']['score'].get('normalization')}, "
-                           f"clipped at ±{report['preset']['score'].get('clip')})."),
+                           f"clipped at ±{report['preset']['score'].get('clip')}).") if report["preset"].get("score") else
+                          ("ρ(x) = the published builder's shared score: text heuristics, the VDS3 term and the "
+                           "quality term (docs/formulation.md)."),
                   "terms": [{k: fmt(t.get(k), 4) if k not in ("descriptor", "transform") else t.get(k)
                              for k in ("descriptor", "weight", "sign", "transform", "median", "scale", "available")}
-                            for t in score["terms"]],
+                            for t in score.get("terms", [])],
                   "dropped": "; ".join(f"{k} ({v})" for k, v in score.get("dropped_terms", {}).items()),
                   "plots": [("score distribution: pool vs subsets", score_plot(rho, subsets))]},
         "subset_names": subset_names, "fields": fields, "descriptors": desc_rows,

@@ -3,7 +3,7 @@
 import pytest
 
 from gdo_opt.errors import GdoError
-from gdo_opt.goal.preset import BUILTIN, builtin_names, load_preset
+from gdo_opt.goal.preset import BUILTIN, WEIGHTED, builtin_names, load_preset
 
 ISSUE_SHARES = {  # video share [lo, hi], temporal share within video (issue 4)
     "temp_plus": ((0.50, 0.64), 0.38),
@@ -14,9 +14,9 @@ ISSUE_SHARES = {  # video share [lo, hi], temporal share within video (issue 4)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_builtin_presets_match_the_issue(name):
-    preset = load_preset(name)
-    assert preset.name == name
+def test_weighted_presets_match_the_issue(name):
+    preset = load_preset(f"{name}_weighted")
+    assert preset.name == f"{name}_weighted" and not preset.is_paper
     assert preset.feasibility.video_share == ISSUE_SHARES[name][0]
     assert preset.feasibility.temporal_share_within_video == ISSUE_SHARES[name][1]
     assert preset.feasibility.per_video_cap == 8 and preset.feasibility.dedup
@@ -24,7 +24,7 @@ def test_builtin_presets_match_the_issue(name):
 
 
 def test_template_loads_and_builtins_are_listed():
-    assert set(BUILTIN) <= set(builtin_names())
+    assert set(BUILTIN) | set(WEIGHTED) <= set(builtin_names())
     assert "template" not in builtin_names()
     assert load_preset("presets/template.toml").name == "my_goal"
 

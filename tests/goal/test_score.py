@@ -57,9 +57,9 @@ def test_missing_policies_and_dropped_terms():
 def test_gdo_jsonl_compatibility(tmp_path):
     rows = [
         {"qa_uid": "ov::a::t0", "loss_video": 1.0, "loss_blind": 1.5, "frame_diversity": None, "quality_score": 0.9,
-         "dataset": "x"},
+         "self_consistency": 0.7, "dataset": "x"},
         {"qa_uid": "vv::b::t0", "loss_video": 2.0, "loss_blind": 1.0, "frame_diversity": 0.3, "quality_score": 0.4,
-         "dataset": "y"},
+         "self_consistency": 0.2, "dataset": "y"},
         {"qa_uid": "vv::zzz::t0", "loss_video": 0.5, "loss_blind": 0.5, "frame_diversity": 0.1, "quality_score": 0.1,
          "dataset": "z"},
     ]
@@ -70,7 +70,7 @@ def test_gdo_jsonl_compatibility(tmp_path):
     assert sorted(m.derived) == ["ppl", "stability", "vds"]
     np.testing.assert_allclose(m.values["vds"][:2], [0.5, -1.0])
     np.testing.assert_allclose(m.values["ppl"][:2], np.exp([1.0, 2.0]))
-    np.testing.assert_allclose(m.values["stability"][:2], [0.9, 0.4])
+    np.testing.assert_allclose(m.values["stability"][:2], [0.7, 0.2])  # self-consistency, not quality_score
     assert np.isnan(m.values["vds"][2]) and m.ignored_keys == ["dataset"]
 
 
@@ -85,3 +85,21 @@ def test_metrics_file_errors(tmp_path):
         load_metrics(nokey, pd.Series(["a"]))
     with pytest.raises(GdoError, match="metrics file not found"):
         load_metrics(tmp_path / "none.jsonl", pd.Series(["a"]))
+
+
+def test_every_published_merged_column_is_read(tmp_path):
+    """merge_metrics.py writes these keys top level and nested; the nested ones win, as the builder reads them."""
+    nested = {"loss_video": 9.0, "loss_blind": 1.0, "frame_diversity": 0.2, "vds": 0.5, "quality_score": 0.6,
+              "ppl": 3.0, "amm": 0.1, "tnc_score": 0.4, "self_consistency": 0.8, "cluster_score": 0.3,
+              "cluster_hardness": 0.7, "cluster_id": 12, "cluster_dist": 1.2}
+    top = {**nested, "loss_video": 1.0}
+    rows = [{"qa_uid": "vv::a::t0", "video_uid": "v", **top, "data_quality_metrics": nested},
+            {"qa_uid": "vv::b::t0", "video_uid": "v", **top, "loss_video": 2.0,
+             "data_quality_metrics": {**nested, "loss_video": None}}]
+    path = tmp_path / "sixd_metrics_merged.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = load_metrics(path, pd.Series(["vv::a::t0", "vv::b::t0"]))
+    for key, value in nested.items():
+        assert m.values[key][0] == value and m.file_columns[key][0] == value, key
+    assert m.values["loss_video"].tolist() == [9.0, 2.0]  # nested first, top level where nested is null
+    assert m.position.tolist() == [0, 1] and m.ignored_keys == ["video_uid"]

@@ -129,8 +129,8 @@ def test_embedded_bytes_ingest_extract_select_export(tmp_path):
     desc = pd.read_parquet(run / "descriptors.parquet")
     assert len(desc) == 40 and np.isfinite(desc["vds"]).all()
     out = tmp_path / "subset"
-    text = (Path(__file__).resolve().parents[2] / "presets" / "minloss.toml").read_text().replace("video_share = [0.15, 0.32]", "video_share = [0.0, 1.0]")
-    (tmp_path / "images_only.toml").write_text(text.replace('name = "minloss"', 'name = "images_only"'))
+    text = (Path(__file__).resolve().parents[2] / "presets" / "minloss_weighted.toml").read_text().replace("video_share = [0.15, 0.32]", "video_share = [0.0, 1.0]")
+    (tmp_path / "images_only.toml").write_text(text.replace('name = "minloss_weighted"', 'name = "images_only"'))
     assert main(["select", "--candidates", str(run / "candidates.parquet"), "--metrics",
                  str(run / "descriptors.parquet"), "--preset", str(tmp_path / "images_only.toml"),
                  "--target-count", "10",

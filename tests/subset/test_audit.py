@@ -26,7 +26,7 @@ def pool():
 @pytest.fixture(scope="module")
 def selected(pool, tmp_path_factory):
     frame, _, metrics = pool
-    result = select_subset(frame, metrics, load_preset("temp"), SelectConfig(solver="highs", target_count=200,
+    result = select_subset(frame, metrics, load_preset("temp_weighted"), SelectConfig(solver="highs", target_count=200,
                                                                               baseline_multiplier=0, html=False))
     out = write_outputs(result, frame, metrics, tmp_path_factory.mktemp("sel"), console=False)
     return result, out / "gdo_1x.jsonl"
@@ -35,7 +35,7 @@ def selected(pool, tmp_path_factory):
 def test_our_export_audits_clean_at_the_optimum(pool, selected):
     frame, _, metrics = pool
     result, path = selected
-    report = audit_file(path, frame, metrics, load_preset("temp"), SelectConfig(solver="highs", target_count=200))
+    report = audit_file(path, frame, metrics, load_preset("temp_weighted"), SelectConfig(solver="highs", target_count=200))
     assert report["format"] == "jsonl" and report["k"] == 200 == report["goal_k"]
     assert report["violations"] == [] and report["feasible"]
     assert report["objective"] == pytest.approx(result.report["solve"]["objective"], rel=1e-9)
@@ -47,7 +47,7 @@ def test_hand_made_violating_subset(pool):
     """The K best-ρ image rows: Σρ beyond the optimum's reach of K-subsets with 35-50% video, so the
     audit must name the video share (and more) as violated."""
     frame, _, metrics = pool
-    preset, config = load_preset("temp"), SelectConfig(solver="highs", target_count=200)
+    preset, config = load_preset("temp_weighted"), SelectConfig(solver="highs", target_count=200)
     goal = build_goal_problem(frame, metrics, preset, config)
     image = np.flatnonzero((frame["bucket"] == "image_qa").to_numpy())
     rows = np.sort(image[np.argsort(-goal.rho[image], kind="stable")[:200]])
@@ -118,7 +118,7 @@ def _cli_inputs(pool, tmp_path):
     write_parquet(tmp_path / "candidates.parquet", frame)
     bench.write_jsonl_fast(table, tmp_path / "metrics.jsonl")
     return ["--candidates", str(tmp_path / "candidates.parquet"), "--metrics", str(tmp_path / "metrics.jsonl"),
-            "--preset", "temp", "--solver", "highs", "--target-count", "200"]
+            "--preset", "temp_weighted", "--solver", "highs", "--target-count", "200"]
 
 
 def test_cli_json_and_errors(pool, selected, tmp_path, capsys):

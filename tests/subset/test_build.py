@@ -10,7 +10,7 @@ from gdo_opt.atomic import write_parquet
 from gdo_opt.cli import main
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.metrics import align_metrics
-from gdo_opt.goal.preset import BUILTIN, load_preset
+from gdo_opt.goal.preset import BUILTIN, WEIGHTED, load_preset
 from gdo_opt.subset.export import check_sft_row
 from gdo_opt.subset.pipeline import SelectConfig, select_subset, write_outputs
 from gdo_opt.testing import pools as bench
@@ -31,7 +31,7 @@ def pool():
 def test_oracle_catches_broken_subsets(pool):
     """The independent oracle is not vacuous: it flags a short subset, a duplicate and a flooded video."""
     frame, _, metrics = pool
-    preset = load_preset("temp")
+    preset = load_preset("temp_weighted")
     result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", target_count=150))
     sub, tp, chosen = eligible_view(frame, metrics, result)
     assert violations(sub, tp, preset, 150, chosen) == []
@@ -45,7 +45,7 @@ def test_oracle_catches_broken_subsets(pool):
     assert any(v.startswith("per_video_cap") for v in violations(sub, tp, preset, len(flood), flood))
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", WEIGHTED)
 def test_each_preset_satisfies_its_constraints(pool, name, tmp_path):
     frame, _, metrics = pool
     preset = load_preset(name)
@@ -74,7 +74,7 @@ def test_each_preset_satisfies_its_constraints(pool, name, tmp_path):
 
 def test_baseline_respects_dedup_and_caps(pool):
     frame, _, metrics = pool
-    preset = load_preset("temp")
+    preset = load_preset("temp_weighted")
     result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", target_count=120))
     base = result.baseline
     assert base.size == 1200 and np.unique(base).size == base.size
@@ -89,7 +89,7 @@ def test_baseline_respects_dedup_and_caps(pool):
 
 def test_determinism_same_seed_same_bytes(pool, tmp_path):
     frame, _, metrics = pool
-    preset = load_preset("temp_plus")
+    preset = load_preset("temp_plus_weighted")
     for run in ("a", "b"):
         result = select_subset(frame, metrics, preset, SelectConfig(solver="highs", seed=42))
         write_outputs(result, frame, metrics, tmp_path / run, console=False)
@@ -104,7 +104,7 @@ def test_missing_descriptor_policies(pool, tmp_path):
     frame, table, metrics = pool
     missing = int(len(frame) - metrics.matched)
     assert missing > 0
-    preset = load_preset("minloss")
+    preset = load_preset("minloss_weighted")
     penal = select_subset(frame, metrics, preset, SelectConfig(solver="highs"))
     assert penal.report["score"]["missing_candidates"] == missing
     entry = penal.report["missing_descriptors"]
@@ -134,7 +134,7 @@ def _cli_inputs(pool, tmp_path):
 def test_cli_select_gdo_metrics_path(pool, tmp_path, capsys):
     candidates, metrics = _cli_inputs(pool, tmp_path)
     out = tmp_path / "out"
-    code = main(["select", "--candidates", str(candidates), "--metrics", str(metrics), "--preset", "diverse",
+    code = main(["select", "--candidates", str(candidates), "--metrics", str(metrics), "--preset", "diverse_weighted",
                  "--solver", "highs", "--target-count", "150", "--baseline-multiplier", "0", "--no-html",
                  "--out", str(out)])
     assert code == 0
@@ -185,7 +185,7 @@ def test_cli_one_line_errors(tmp_path, capsys):
     assert len(errors) == 3 and "none.parquet" in errors[0] and "'nope'" in errors[1]
     assert "no goal" in errors[2] and all(g in errors[2] for g in BUILTIN)  # no silent default goal
     with pytest.raises(GdoError, match="expected one of"):
-        select_subset(*bench_frame_and_metrics(), load_preset("temp"), SelectConfig(solver="magic"))
+        select_subset(*bench_frame_and_metrics(), load_preset("temp_weighted"), SelectConfig(solver="magic"))
 
 
 def bench_frame_and_metrics():

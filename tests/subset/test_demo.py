@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gdo_opt.cli import main
-from gdo_opt.goal.preset import BUILTIN
+from gdo_opt.goal.preset import BUILTIN, WEIGHTED
 from gdo_opt.subset.export import check_sft_row
 
 SMALL = ["--n-images", "150", "--n-videos", "30", "--solver", "highs"]
@@ -15,7 +15,7 @@ SMALL = ["--n-images", "150", "--n-videos", "30", "--solver", "highs"]
 
 def _check_presets(out, source: str) -> list[dict]:
     reports = []
-    for name in BUILTIN:
+    for name in (*BUILTIN, *WEIGHTED):
         report = json.loads((out / name / "report.json").read_text())
         assert report["solve"]["status"] in ("optimal", "feasible")
         assert report["metrics"]["source"] == source
@@ -44,7 +44,8 @@ def test_demo_default_runs_descriptor_stage_with_tiny_model(tmp_path, capsys):
         assert np.isfinite(merged[column]).all(), column
     assert merged["loss_video"].std() > 0 and merged["amm"].max() > 0
     reports = _check_presets(out, "descriptors")
-    used = {t["descriptor"] for r in reports for t in r["score"]["terms"]}
+    used = {t["descriptor"] for r in reports for t in r["score"].get("terms", [])}
+    assert {r["score"].get("kind") for r in reports} == {"published", None}  # the paper goals + ours
     assert {"vds", "ppl", "stability", "amm", "temporal_prob"} <= used
     # A second run in the same folder starts the descriptor stage afresh instead of refusing to resume.
     assert main(["demo", "--out", str(out), *SMALL]) == 0

@@ -42,7 +42,7 @@ def page(tmp_path_factory):
     frame = bench.make_candidates(2000, seed=5)
     table = bench.make_gdo_metrics(frame, seed=5, missing=0.03)
     metrics = align_metrics(frame["qa_uid"], table, "gdo-jsonl", "metrics.jsonl")
-    result = select_subset(frame, metrics, load_preset("temp_plus"), SelectConfig(solver="highs", seed=1))
+    result = select_subset(frame, metrics, load_preset("temp_plus_weighted"), SelectConfig(solver="highs", seed=1))
     out = write_outputs(result, frame, metrics, tmp_path_factory.mktemp("report"), console=False)
     profile = tmp_path_factory.mktemp("chrome-profile")
     dom = subprocess.run(
@@ -62,7 +62,7 @@ def _text(dom: str, section: str) -> str:
 
 def test_solve_summary_and_budget_are_read_back(page):
     dom, report = page["dom"], page["report"]
-    assert "<title>GDO subset: temp_plus</title>" in dom
+    assert "<title>GDO subset: temp_plus_weighted</title>" in dom
     solve = _text(dom, "solve")
     s = report["solve"]
     assert s["status"] in solve and "certified gap" in solve

@@ -1,0 +1,421 @@
+"""The published GDO builder's view of a pool (rujiewu/GDO ``gdo/build_pair.py``), vectorized.
+
+The paper's four goals share one score ρ and differ only in budget and feasibility set; this module
+reproduces the builder's pool-side quantities from our candidate table with whole-column operations:
+the seven stratum fields (bucket, duration, temporal category, question form, question length,
+answer length, source group), the exact-text dedup key, the full-pool field profile and source
+counts, the shared ρ (text heuristics + the legacy VDS3 / quality terms, with the builder's
+fallbacks and ablation switches) and the automatic budget K (distribution rule + VDS3 adjustment).
+Group orders follow first appearance in the pool, as the builder's ``Counter`` insertion order does,
+so largest-remainder quotas and top-k source groups break ties the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+VIDEO, IMAGE = "short_video", "image_qa"
+FIELDS = ("bucket", "duration_bucket", "temporal_category", "question_form", "q_len_bucket", "a_len_bucket",
+          "source_group")
+LEGACY = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score")
+_MEDIA = r"<image>|<video>|<audio>"
+_MCQ = r"(?i)(\bchoices?\b)|(\nA\.)|(\nA\))"
+_TEMPORAL = r"(?i)\b(before|after|then|while|during|first|next|finally|sequence|later|earlier|transition|happen)\b"
+Q_EDGES, Q_LABELS = [6, 14, 30, 60], ["q_tiny", "q_short", "q_medium", "q_long", "q_very_long"]
+A_EDGES, A_LABELS = [2, 8, 24, 64], ["a_tiny", "a_short", "a_medium", "a_long", "a_very_long"]
+D_EDGES, D_LABELS = [1, 8, 24, 64, 160], ["image", "very_short", "short", "medium", "long", "very_long"]
+
+
+def normalize_text(text) -> pa.Array:
+    """The builder's ``" ".join(str(x).strip().split())`` for a whole column (Unicode whitespace runs
+    -> one space; Arrow's split keeps one empty piece per leading / trailing run, trimmed after)."""
+    arr = pc.fill_null(pa.array(np.asarray(text, dtype=object), pa.string()) if not isinstance(
+        text, (pa.Array, pa.ChunkedArray)) else text, "")
+    return pc.utf8_trim(pc.binary_join(pc.utf8_split_whitespace(arr), " "), " ")
+
+
+def strip_media(text) -> pa.Array:
+    """``strip_media_tokens``: media placeholders become spaces, then whitespace is normalized
+    (the regex runs only on the rows that still hold a placeholder)."""
+    arr = normalize_text(text)
+    tagged = pc.match_substring_regex(arr, _MEDIA)
+    if pc.any(tagged).as_py():
+        fixed = normalize_text(pc.replace_substring_regex(arr.filter(tagged), _MEDIA, " "))
+        arr = pc.replace_with_mask(arr, tagged, fixed)
+    return arr
+
+
+def source_group(raw: str) -> str:
+    """Text before "(" or the first four "_" tokens (``0_30_s_academic_v0_1`` -> ``0_30_s_academic``)."""
+    s = " ".join(str(raw).strip().split())
+    if not s:
+        return "unknown"
+    if "(" in s:
+        return s.split("(", 1)[0].strip() or "unknown"
+    parts = s.split("_")
+    return "_".join(parts[:4]) if len(parts) >= 4 else s
+
+
+def _first_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in order of first appearance (the builder's Counter insertion order)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+_WORD_BYTE = np.zeros(256, dtype=bool)  # WORD_RE on lower-cased text: ASCII letters, digits, "_"
+_WORD_BYTE[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] = True
+_LOWER = np.arange(256, dtype=np.uint64)
+_LOWER[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")] = list(b"abcdefghijklmnopqrstuvwxyz")
+
+
+def _token_stats(text: pa.Array, distinct: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Token count per row (``WORD_RE`` runs) and, with ``distinct``, the distinct-token count, computed
+    on the UTF-8 buffer with numpy: a token is identified by a 64-bit polynomial hash of its lower-cased
+    bytes (prefix sums times inverse powers, wrapping arithmetic), so no per-token strings are built."""
+    text = pc.fill_null(text, "")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    text = text.cast(pa.large_string()) if pa.types.is_string(text.type) else text
+    n = len(text)
+    offs = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset: text.offset + n + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offs[0]: offs[-1]] if n else np.zeros(0, np.uint8)
+    offs = offs - offs[0]
+    word = _WORD_BYTE[data]
+    row_start = np.zeros(data.size + 1, dtype=bool)
+    row_start[offs[:-1]] = True
+    prev = np.r_[False, word[:-1]] & ~row_start[:-1]
+    starts = np.flatnonzero(word & ~prev)
+    row_of = np.searchsorted(offs, starts, side="right") - 1
+    count = np.bincount(row_of, minlength=n)
+    if not distinct:
+        return count, None
+    nxt = np.r_[word[1:], False] & ~row_start[1:]
+    ends = np.flatnonzero(word & ~nxt) + 1
+    base = np.uint64(0x100000001B3)
+    inv = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(data.size, base, dtype=np.uint64))  # base^(j+1)
+        inv_powers = np.cumprod(np.full(data.size + 1, inv, dtype=np.uint64))  # inv^(j+1)
+        prefix = np.r_[np.uint64(0), np.cumsum(_LOWER[data] * powers, dtype=np.uint64)]
+        token = (prefix[ends] - prefix[starts]) * inv_powers[starts]  # Σ b_j base^(j - start + 1)
+        key = token ^ (row_of.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    first = ~pd.Series(key).duplicated().to_numpy()
+    return count, np.bincount(row_of[first], minlength=n)
+
+
+@dataclass
+class PublishedPool:
+    """Pool-side quantities of the published builder, one entry per candidate row."""
+
+    fields: dict[str, np.ndarray]  # the seven stratum fields (object arrays)
+    stratum: np.ndarray  # int64 code, first-appearance order
+    stratum_labels: np.ndarray  # "bucket|duration|...|source_group" per code
+    video: np.ndarray  # bool: bucket == short_video
+    text_key: np.ndarray  # int64: same code = same normalized (question, answer) -> dedup
+    video_uid: np.ndarray  # int64 code, -1 for image rows / rows without a video id
+    raw_source: np.ndarray  # object
+    q_tokens: np.ndarray
+    a_tokens: np.ndarray
+    a_distinct: np.ndarray
+    qa_uid: np.ndarray  # object (tie-breaks, reports)
+    _cache: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.video.size)
+
+    def profile(self) -> dict[str, dict[str, float]]:
+        """``stable_profile``: each field's share per value over the full pool."""
+        if "profile" not in self._cache:
+            out = {}
+            for name in FIELDS:
+                codes, uniques = _first_codes(self.fields[name])
+                counts = np.bincount(codes, minlength=uniques.size)
+                out[name] = {str(u): float(c / self.n) for u, c in zip(uniques, counts)}
+            self._cache["profile"] = out
+        return self._cache["profile"]
+
+    def stratum_counts(self) -> np.ndarray:
+        return np.bincount(self.stratum, minlength=self.stratum_labels.size)
+
+
+def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPool:
+    """The builder's fields from a candidate table (columns question, answer, bucket, n_frames,
+    source, video_uid, qa_uid). Frames are counted after resampling to ``target_frames``."""
+    question = strip_media(frame["question"].astype(str).to_numpy(dtype=object))
+    answer = normalize_text(frame["answer"].astype(str).to_numpy(dtype=object))
+    video = (frame["bucket"].astype(str) == VIDEO).to_numpy()
+    n_frames = np.minimum(pd.to_numeric(frame["n_frames"], errors="coerce").fillna(0).to_numpy(), target_frames)
+    q_tokens = _token_stats(question)[0].astype(np.int64)
+    a_tokens, a_distinct = _token_stats(answer, distinct=True)
+    mcq = pc.match_substring_regex(question, _MCQ).to_numpy(zero_copy_only=False)
+    temporal = pc.match_substring_regex(question, _TEMPORAL).to_numpy(zero_copy_only=False)
+    raw_source = normalize_text(frame["source"].astype(str).to_numpy(dtype=object)).to_numpy(zero_copy_only=False)
+    src_codes, src_uniques = pd.factorize(raw_source)
+    groups = np.asarray([source_group(s) for s in src_uniques], dtype=object)[src_codes]  # per distinct source
+    # each field as (codes, labels); object columns are a take of the labels, no per-row strings
+    dur = np.where(video, np.searchsorted(np.asarray(D_EDGES), n_frames, side="left"), 0)
+    coded = {
+        "bucket": (video.astype(np.int64), np.array([IMAGE, VIDEO], dtype=object)),
+        "duration_bucket": (dur.astype(np.int64), np.asarray(D_LABELS, dtype=object)),
+        "temporal_category": (np.where(video, np.where(temporal, 1, 2), 0).astype(np.int64),
+                              np.array(["Static", "Temporal", "Mixed"], dtype=object)),
+        "question_form": (mcq.astype(np.int64), np.array(["Open", "MCQ"], dtype=object)),
+        "q_len_bucket": (np.searchsorted(np.asarray(Q_EDGES), q_tokens, side="left").astype(np.int64),
+                         np.asarray(Q_LABELS, dtype=object)),
+        "a_len_bucket": (np.searchsorted(np.asarray(A_EDGES), a_tokens, side="left").astype(np.int64),
+                         np.asarray(A_LABELS, dtype=object)),
+    }
+    g_codes, g_labels = pd.factorize(groups)
+    coded["source_group"] = (g_codes.astype(np.int64), np.asarray(g_labels, dtype=object))
+    fields = {name: labels_[codes] for name, (codes, labels_) in coded.items()}
+    combined = np.zeros(len(video), dtype=np.int64)
+    for name in FIELDS:
+        combined = combined * len(coded[name][1]) + coded[name][0]
+    stratum, uniq = pd.factorize(combined, sort=False)
+    stratum = stratum.astype(np.int64)
+    parts = []
+    rest = np.asarray(uniq, dtype=np.int64)
+    for name in reversed(FIELDS):
+        size = len(coded[name][1])
+        parts.append(coded[name][1][rest % size])
+        rest = rest // size
+    labels = parts[-1].astype(object)
+    for part in reversed(parts[:-1]):
+        labels = labels + "|" + part
+    qc, _ = pd.factorize(question.to_numpy(zero_copy_only=False))
+    ac, au = pd.factorize(answer.to_numpy(zero_copy_only=False))
+    text_key, _ = pd.factorize(qc.astype(np.int64) * max(len(au), 1) + ac)
+    uid = frame["video_uid"].fillna("").astype(str).to_numpy(dtype=object)
+    vcodes, _ = pd.factorize(uid)
+    vcodes = np.where(video & (uid != ""), vcodes, -1).astype(np.int64)
+    return PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, raw_source,
+                         q_tokens, a_tokens.astype(np.int64), a_distinct.astype(np.int64),
+                         frame["qa_uid"].astype(str).to_numpy(dtype=object))
+
+
+# ------------------------------------------------------------------------------------------ ρ
+@dataclass
+class Legacy:
+    """The merged-metrics columns the builder reads: file-wide stats + values aligned to the pool."""
+
+    stats: dict[str, tuple[float, float]]  # column -> (mean, sample std) over every file row
+    aligned: dict[str, np.ndarray]  # column -> value per candidate (NaN: missing)
+    present: np.ndarray  # bool: candidate has a metrics row
+    file_values: dict[str, np.ndarray]  # column -> value per metrics-file row
+
+
+def running_stats(values: np.ndarray) -> tuple[float, float] | None:
+    """``RunningStats``: mean and sample std of the finite values; std 1 when count <= 1 or var <= 1e-12."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    mean = float(v.mean())
+    if v.size <= 1:
+        return mean, 1.0
+    var = float(((v - mean) ** 2).sum() / (v.size - 1))
+    return mean, (1.0 if var <= 1e-12 else math.sqrt(var))
+
+
+def legacy_from(metrics) -> Legacy | None:
+    """Legacy columns of a loaded Metrics (None without a metrics file)."""
+    file_columns = getattr(metrics, "file_columns", None)
+    position = getattr(metrics, "position", None)
+    if not file_columns or position is None:
+        return None
+    stats, aligned = {}, {}
+    hit = position >= 0
+    for name in LEGACY:
+        col = file_columns.get(name)
+        if col is None:
+            continue
+        s = running_stats(col)
+        if s is not None:
+            stats[name] = s
+        out = np.full(position.size, np.nan)
+        out[hit] = col[position[hit]]
+        aligned[name] = out
+    return Legacy(stats, aligned, hit, {k: v for k, v in file_columns.items() if k in LEGACY})
+
+
+def _z(values: np.ndarray | None, stats: dict, key: str, cap: float) -> np.ndarray:
+    """``z_value``: clipped z-score; NaN where the value or the column's stats are missing."""
+    if values is None or key not in stats:
+        return np.full(0 if values is None else values.size, np.nan)
+    mean, std = stats[key]
+    z = (values - mean) / std if std > 0 else np.zeros_like(values)
+    return np.clip(z, -cap, cap) if cap > 0 else z
+
+
+def vds3_and_quality(cols: dict[str, np.ndarray], n: int, stats: dict, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """``legacy_vds3_score`` with its fallbacks: −z(lv)+z(lb)+z(fd), else z(vds)+0.5 z(fd), else z(vds), else 0."""
+    z = {}
+    for name in LEGACY:
+        v = cols.get(name)
+        z[name] = _z(v, stats, name, cap) if v is not None else np.full(n, np.nan)
+        if z[name].size == 0:
+            z[name] = np.full(n, np.nan)
+    lv, lb, fd, vd = z["loss_video"], z["loss_blind"], z["frame_diversity"], z["vds"]
+    full = np.isfinite(lv) & np.isfinite(lb) & np.isfinite(fd)
+    vf = np.isfinite(vd) & np.isfinite(fd)
+    vds3 = np.where(full, -lv + lb + fd, np.where(vf, vd + 0.5 * fd, np.where(np.isfinite(vd), vd, 0.0)))
+    quality = np.where(np.isfinite(z["quality_score"]), z["quality_score"], 0.0)
+    return vds3, quality
+
+
+@dataclass(frozen=True)
+class ScoreSwitches:
+    """The builder's score knobs and ablations (defaults = the released values)."""
+
+    vds3_weight: float = 0.95
+    zscore_cap: float = 4.0
+    video_base_weight: float = 0.35
+    video_quality_weight: float = 0.35
+    image_base_weight: float = 0.9
+    image_quality_weight: float = 0.15
+    missing_penalty: float = 0.15
+    disable_vds: bool = False
+    disable_ppl: bool = False
+    disable_sc: bool = False
+
+
+def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitches = ScoreSwitches()) -> dict:
+    """``candidate_score`` for every row: returns ρ ("score") and its parts (base, vds3, quality)."""
+    qn = np.maximum(1, pool.q_tokens).astype(np.float64)
+    an = np.maximum(1, pool.a_tokens).astype(np.float64)
+    repeat = np.maximum(0.0, 0.55 - pool.a_distinct / an)
+    qlty = -np.abs(np.log(qn) - math.log(14.0)) + 1.25 * -np.abs(np.log(an) - math.log(16.0)) - 1.2 * repeat
+    x = np.maximum(1.0, pool.q_tokens + 0.5 * pool.a_tokens)
+    zz = np.abs(np.log(x) - math.log(22.0))
+    diff = np.exp(-zz * zz / (2.0 * 0.85 * 0.85))
+    prof = pool.profile()
+    logs = []
+    for name in FIELDS[1:]:
+        codes, uniques = pd.factorize(pool.fields[name])
+        p = np.array([max(prof[name].get(str(u), 1e-9), 1e-9) for u in uniques])
+        logs.append(np.log(p)[codes])
+    align = sum(logs) / len(logs)
+    codes, uniques = pd.factorize(pool.raw_source)
+    counts = np.bincount(codes, minlength=len(uniques))
+    spr = np.log((pool.n + 1.0) / (counts[codes] + 1.0))
+    ppl = 0.0 if sw.disable_ppl else qlty
+    tb = np.where(pool.fields["temporal_category"] == "Temporal", 1.0, 0.2)
+    base = np.where(pool.video, 1.0 * ppl + 0.85 * diff + 0.9 * align + 0.55 * tb + 0.15 * spr,
+                    1.1 * ppl + 0.85 * diff + 0.9 * align + 0.15 * spr)
+    cap = sw.zscore_cap
+    if legacy is not None:
+        vds3, quality = vds3_and_quality(legacy.aligned, pool.n, legacy.stats, cap)
+        vds3, quality = np.where(legacy.present, vds3, 0.0), np.where(legacy.present, quality, 0.0)
+        present = legacy.present
+    else:
+        vds3, quality, present = np.zeros(pool.n), np.zeros(pool.n), np.zeros(pool.n, dtype=bool)
+    denom = max(cap, 1e-6)
+    clip = (lambda v: np.clip(v, -cap, cap)) if cap > 0 else (lambda v: v)
+    base_norm, vn, qn_ = np.tanh(base / 3.0), clip(vds3) / denom, clip(quality) / denom
+    video_score = sw.video_base_weight * base_norm + np.where(
+        present, (0.0 if sw.disable_vds else sw.vds3_weight * vn) + (0.0 if sw.disable_sc else
+                                                                     sw.video_quality_weight * qn_),
+        -max(0.0, sw.missing_penalty))
+    image_score = sw.image_base_weight * base_norm + np.where(
+        present & (not sw.disable_sc), sw.image_quality_weight * qn_, 0.0)
+    score = np.where(pool.video, video_score, image_score)
+    return {"score": score, "base": base, "vds3": vds3, "quality": quality, "present": present}
+
+
+# ------------------------------------------------------------------------------------------ K
+def recommend_count(total: int, stratum_counts: np.ndarray, p) -> tuple[int, dict]:
+    """``recommend_target_count``: max(min count, min ratio, 16·N_eff-style, tail) capped by max rules."""
+    counts = stratum_counts[stratum_counts > 0]
+    if total <= 0:
+        return 0, {}
+    if counts.size == 0:
+        return min(total, max(p.min_count, int(total * max(p.min_ratio, 0.001)))), {"mode": "fallback_no_strata"}
+    probs = counts / float(total)
+    entropy = float(-(probs * np.log(np.maximum(probs, 1e-12))).sum())
+    n_eff_strata = math.exp(entropy)
+    ordered = np.sort(probs)[::-1]
+    cov = np.cumsum(ordered)
+    hit = np.flatnonzero(cov >= p.coverage_mass)
+    covered = int(hit[0]) + 1 if hit.size else ordered.size
+    p_tail = float(ordered[covered - 1])
+    n_eff = int(math.ceil(max(1.0, n_eff_strata * max(1.0, p.effective_strata_mult))))
+    n_tail = int(math.ceil(max(1.0, p.tail_target) / max(p_tail, 1e-9)))
+    low = int(math.ceil(total * max(p.min_ratio, 0.0)))
+    high = int(math.floor(total * max(p.max_ratio, 0.0))) or total
+    n = max(p.min_count, low, n_eff, n_tail)
+    n = max(1, min(n, p.max_count, high, total))
+    return n, {"mode": "distribution_auto", "effective_strata": n_eff_strata, "coverage_mass": p.coverage_mass,
+               "covered_strata": covered, "tail_prob_at_coverage": p_tail, "n_from_effective_strata": n_eff,
+               "n_from_tail_coverage": n_tail, "n_from_min_ratio": low, "n_from_max_ratio": high,
+               "recommended_count": n, "recommended_ratio": n / float(total)}
+
+
+def vds3_budget(base: int, total: int, legacy: Legacy, p, cap: float) -> tuple[int, dict]:
+    """``apply_legacy_vds3_budget``: grow K until it holds ``vds3_target_positive`` VDS3-positive rows."""
+    file_values = legacy.file_values
+    rows = next(iter(file_values.values())).size if file_values else 0
+    if base <= 0 or total <= 0:
+        return base, {"enabled": False, "reason": "empty_target_or_total"}
+    if rows == 0:
+        return base, {"enabled": False, "reason": "no_legacy_metrics"}
+    vds3, _ = vds3_and_quality(file_values, rows, legacy.stats, cap)
+    pos = int((vds3 > p.vds3_threshold).sum())
+    ratio = pos / float(rows)
+    if ratio <= 0:
+        return base, {"enabled": True, "reason": "zero_positive_ratio", "vds3_positive_ratio": 0.0,
+                      "vds3_positive_count": pos, "vds3_total_count": rows, "n_from_vds3_positive": total,
+                      "adjusted_target": base}
+    n_from = int(math.ceil(max(1, p.vds3_target_positive) / ratio))
+    cap_ratio = int(math.floor(total * max(p.max_ratio, 0.0))) or total
+    n_cap = min(total, max(1, p.max_count), max(1, int(math.ceil(base * max(1.0, p.vds3_max_mult)))),
+                max(1, cap_ratio))
+    adjusted = max(1, min(min(max(base, n_from), n_cap), total))
+    return adjusted, {"enabled": True, "vds3_positive_ratio": ratio, "vds3_positive_count": pos,
+                      "vds3_total_count": rows, "vds3_threshold": p.vds3_threshold,
+                      "vds3_target_positive": p.vds3_target_positive, "n_from_vds3_positive": n_from,
+                      "vds3_adjust_cap": n_cap, "adjusted_target": adjusted}
+
+
+def largest_remainder(counts: np.ndarray, k: int) -> np.ndarray:
+    """``target_quotas``: floor(K·c/N) plus one for the largest remainders (ties: first appearance)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total <= 0:
+        return np.zeros_like(counts)
+    raw = k * (counts / float(total))
+    quota = np.floor(raw).astype(np.int64)
+    remain = k - int(quota.sum())
+    if remain > 0:
+        order = np.argsort(-(raw - quota), kind="stable")
+        np.add.at(quota, order[np.arange(remain) % order.size], 1)
+    return quota
+
+
+def source_floors(groups: np.ndarray, k: int, p) -> dict[str, int]:
+    """``compute_source_group_floor_requirements``: floors for the top-k source groups, total <= 70 % K."""
+    if p.source_floor_topk <= 0 or p.min_source_group_ratio <= 0 or groups.size == 0 or k <= 0:
+        return {}
+    codes, uniques = _first_codes(groups)
+    counts = np.bincount(codes, minlength=uniques.size)
+    order = np.argsort(-counts, kind="stable")[: p.source_floor_topk]
+    floor_abs = max(1, int(math.ceil(k * p.min_source_group_ratio)))
+    req = {}
+    for g in order:
+        expected = k * (counts[g] / float(groups.size))
+        required = max(floor_abs, int(math.ceil(max(0.0, p.source_floor_frac_of_expected) * expected)))
+        if required <= int(math.floor(expected)):
+            req[str(uniques[g])] = required
+    max_total = int(math.floor(k * 0.7))
+    if max_total <= 0:
+        return {}
+    total = sum(req.values())
+    if total > max_total:
+        scale = max_total / float(total)
+        req = {g: max(1, int(math.floor(v * scale))) for g, v in req.items()}
+    return req
