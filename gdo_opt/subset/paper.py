@@ -74,10 +74,9 @@ def paper_score(frame, metrics, params, config):
     return pool, legacy, PaperScore(parts["score"], parts, sw, rows)
 
 
-def build_paper_goal(frame, metrics, preset, config):
-    """The paper goal's GoalProblem: single-stage objective Σρ − P·(quota shortfall) over the candidates."""
-    from gdo_opt.subset.pipeline import GoalProblem
-
+def build_paper_goal(frame, metrics, preset, config, GoalProblem):  # noqa: N803 - the class, passed in
+    """The paper goal's GoalProblem (class passed by pipeline: no import cycle): single-stage objective
+    Σρ − P·(quota shortfall) over the candidates."""
     if len(frame) == 0:
         raise GdoError("candidates: the table is empty")
     if config.target_ratio is not None and not 0 < config.target_ratio <= 1:
@@ -132,16 +131,20 @@ def _maybe_int(x):
         return x
 
 
-def select_paper(frame, metrics, preset, config):
+def _r(x) -> float | None:
+    x = float(x)
+    return float(f"{x:.10g}") if np.isfinite(x) else None
+
+
+def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # noqa: N803 - classes passed in
     """Solve a paper goal; returns a SelectResult (see pipeline.select_subset)."""
     from gdo_opt.subset.baseline import published_uniform
-    from gdo_opt.subset.pipeline import SelectResult, _r
 
     if config.on_infeasible not in ON_INFEASIBLE:
         raise GdoError(f"--on-infeasible = {config.on_infeasible!r}: expected one of {', '.join(ON_INFEASIBLE)}")
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    goal = build_paper_goal(frame, metrics, preset, config)
+    goal = build_paper_goal(frame, metrics, preset, config, GoalProblem)
     pool, ps, params = goal.paper["pool"], goal.paper["set"], goal.paper["params"]
     timing["derive_s"] = time.perf_counter() - t0
 
@@ -225,6 +228,9 @@ def select_paper(frame, metrics, preset, config):
         report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier:g}x.jsonl"
     if config.html:
         report["outputs"]["html"] = "report.html"
+    if config.parquet:
+        report["outputs"].update({f"{k}_parquet": v.replace(".jsonl", ".parquet")
+                                  for k, v in list(report["outputs"].items()) if v.endswith(".jsonl")})
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
     return SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)

@@ -133,7 +133,7 @@ def build_goal_problem(frame: pd.DataFrame, metrics: Metrics, preset: Preset, co
     if preset.is_paper:
         from gdo_opt.subset.paper import build_paper_goal
 
-        return build_paper_goal(frame, metrics, preset, config)
+        return build_paper_goal(frame, metrics, preset, config, GoalProblem)
     n = len(frame)
     if n == 0:
         raise GdoError("candidates: the table is empty")
@@ -169,7 +169,7 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
     if preset.is_paper:
         from gdo_opt.subset.paper import select_paper
 
-        return select_paper(frame, metrics, preset, config)
+        return select_paper(frame, metrics, preset, config, GoalProblem, SelectResult)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     n = len(frame)
