@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from gdo_opt.errors import GdoError
+
+# Safety net (docs/reliability.md): every error is one line on stderr. Exit 2 for what the user can
+# fix (GdoError, bad arguments, a path the OS refuses), 130 for Ctrl-C, 70 for an unexpected
+# exception ("internal error"); --debug (anywhere on the line) or GDO_DEBUG=1 shows the traceback.
+EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 70, 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but an argument error is one line (with a pointer to --help), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
+    return " ".join(str(error).split()) or type(error).__name__
 
 # command name -> (module, one-line help). Order is the order of `gdo-opt --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -71,7 +90,7 @@ def command_parser(name: str, module) -> argparse.ArgumentParser:
     """The parser of one subcommand: its arguments, --verbose, defaults and an example in --help."""
     help_text = COMMANDS[name][1]
     example = getattr(module, "EXAMPLE", None) or EXAMPLES.get(name)
-    parser = argparse.ArgumentParser(prog=f"gdo-opt {name}", description=help_text, formatter_class=HelpFormatter,
+    parser = OneLineParser(prog=f"gdo-opt {name}", description=help_text, formatter_class=HelpFormatter,
                                      epilog=f"example:\n  {example}" if example else None)
     module.add_arguments(parser)
     parser.add_argument("--verbose", action="store_true",
@@ -84,7 +103,7 @@ def command_parser(name: str, module) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gdo-opt",
         description="Exact, certified subset selection for multimodal instruction tuning.",
     )
@@ -101,13 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GDO_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
         args = parser.parse_args(argv)  # prints help / version / unknown-command error
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    args = command_parser(argv[0], module).parse_args(argv[1:])
+    try:
+        args = command_parser(argv[0], module).parse_args(argv[1:])
+    except SystemExit as done:  # --help (0) or an argument error (2, already printed on one line)
+        return int(done.code or 0)
+    prefix = f"gdo-opt {argv[0]}"
     from gdo_opt.quiet import quiet_libraries
 
     quiet_libraries(verbose=args.verbose)
@@ -116,11 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     except GdoError as error:
         from gdo_opt.commands._common import describe
 
-        print(f"gdo-opt {argv[0]}: error: {describe(error)}", file=sys.stderr)
-        return 2
+        print(f"{prefix}: error: {' '.join(describe(error).split())}", file=sys.stderr)
+        return EXIT_USER
     except KeyboardInterrupt:
-        print(f"gdo-opt {argv[0]}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:  # the OS refused a path (read-only, a file where a folder should be, ...)
+        if debug:
+            raise
+        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USER
+    except Exception as error:  # noqa: BLE001 - the safety net: never a traceback unless asked for
+        if debug:
+            raise
+        print(f"{prefix}: internal error: {type(error).__name__}: {_one_line(error)} "
+              "(a bug: rerun with --debug or GDO_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

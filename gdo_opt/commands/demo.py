@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from gdo_opt import argtypes
 from gdo_opt.commands._common import solver_names
 
 HELP = "run the whole chain on the built-in demo pool"
@@ -15,7 +16,7 @@ HELP = "run the whole chain on the built-in demo pool"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="gdo-demo", metavar="DIR", help="output folder (default ./gdo-demo)")
-    parser.add_argument("--seed", type=int, default=0, help="demo pool and solver seed (default 0)")
+    parser.add_argument("--seed", type=argtypes.seed, default=0, help="demo pool and solver seed (default 0)")
     parser.add_argument("--metrics-mode", default="auto", choices=("auto", "descriptors", "proxy"),
                         help="auto (default): descriptors when torch + transformers are installed, else proxy; "
                              "descriptors: the descriptor stage with the tiny offline model; "

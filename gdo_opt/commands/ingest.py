@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gdo_opt import argtypes
+
 HELP = "pool JSONL/Parquet -> candidates.parquet + profile"
 
 
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bytes, a folder of Parquet shards, a `datasets` save_to_disk folder, or any fsspec URL")
     parser.add_argument("--exclude", action="append", default=[], metavar="FILE",
                         help="benchmark/eval JSONL: candidates whose question or QA appears there are dropped")
-    parser.add_argument("--target-frames", type=int, default=32, help="resample frame lists to N frames (default 32)")
+    parser.add_argument("--target-frames", type=argtypes.positive_int, default=32, help="resample frame lists to N frames (default 32)")
     parser.add_argument("--media-root", default=None,
                         help="resolve relative media paths against this folder (default: each file's folder)")
     parser.add_argument("--media-dir", default=None, metavar="DIR",
@@ -27,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "SHA-256 (default: OUT/media)")
     parser.add_argument("--source-groups", default=None, metavar="JSON",
                         help="JSON object data_source -> group (default: prefix before the first '/' or '_')")
-    parser.add_argument("--frames-fps", type=float, default=1.0,
+    parser.add_argument("--frames-fps", type=argtypes.positive_float, default=1.0,
                         help="frame rate assumed for frame lists without `duration` (default 1)")
     parser.add_argument("--check-media", action="store_true", help="skip candidates whose media files are missing")
     parser.add_argument("--strict", action="store_true", help="any bad input row is an error (exit 2)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes for JSONL blocks (default: min(4, cores))")
+    parser.add_argument("--workers", type=argtypes.positive_int, default=None, help="worker processes for JSONL blocks (default: min(4, cores))")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
 

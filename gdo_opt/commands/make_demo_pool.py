@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from gdo_opt import argtypes
+
 HELP = "write the synthetic demo pool (JSONL + media)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="DIR", help="folder to write onevision.jsonl, video.jsonl, media/")
-    parser.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical files (default 0)")
-    parser.add_argument("--images", type=int, default=900, help="image rows (default 900)")
-    parser.add_argument("--videos", type=int, default=160, help="videos (default 160)")
+    parser.add_argument("--seed", type=argtypes.seed, default=0, help="same seed -> byte-identical files (default 0)")
+    parser.add_argument("--images", type=argtypes.positive_int, default=900, help="image rows (default 900)")
+    parser.add_argument("--videos", type=argtypes.positive_int, default=160, help="videos (default 160)")
 
 
 def run(args: argparse.Namespace) -> int:

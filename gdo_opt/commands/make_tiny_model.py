@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from gdo_opt import argtypes
+
 HELP = "write a tiny random Qwen3-VL model (offline)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="output folder (created)")
-    parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    parser.add_argument("--seed", type=argtypes.seed, default=0, help="weight initialisation seed (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

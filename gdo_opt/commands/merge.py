@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gdo_opt import argtypes
+
 HELP = "merge descriptor shards into one normalized table"
 
 
@@ -11,12 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shards", nargs="+", help="shard folder(s) written by `gdo-opt extract`")
     parser.add_argument("--out", required=True, help="output descriptors.parquet (report beside it)")
     parser.add_argument("--candidates", help="candidate table to check coverage against (default: from manifest)")
-    parser.add_argument("--clusters", type=int,
+    parser.add_argument("--clusters", type=argtypes.positive_int,
                         help="MiniBatchKMeans k (published: 4096 capped by the rows; fast: sqrt(n/2), 2..256)")
     parser.add_argument("--normalize", choices=("published", "clip"),
                         help="published: the published clusters, scales and quality_score; clip: z clipped to "
                              "[-5, 5] (default: from the extraction's --mode)")
-    parser.add_argument("--seed", type=int, help="clustering seed (default 42 published, 0 clip)")
+    parser.add_argument("--seed", type=argtypes.seed, help="clustering seed (default 42 published, 0 clip)")
 
 
 def run(args: argparse.Namespace) -> int:

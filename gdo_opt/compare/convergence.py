@@ -169,6 +169,11 @@ def load_results(path: str | Path) -> pd.DataFrame:
     table["accuracy"] = pd.to_numeric(table["accuracy"], errors="coerce")
     if table["samples_seen"].isna().any():
         raise GdoError(f"{path}: samples_seen has empty or non-numeric values")
+    for column in ("samples_seen", "accuracy"):  # NaN = a failed evaluation; ±inf is never an accuracy
+        inf = np.isinf(table[column].to_numpy(dtype=np.float64))
+        if inf.any():
+            row = int(np.flatnonzero(inf)[0]) + 1
+            raise GdoError(f"{path}: column {column}, row {row}: value {table[column].iat[row - 1]} is not finite")
     return table
 
 
@@ -229,6 +234,10 @@ def compare_tables(run: pd.DataFrame, baseline: pd.DataFrame) -> dict:
     """JSON-ready summary: final deltas and peak match / reduction per benchmark and subtask."""
     run_name, run = _one_run(run, "run")
     base_name, baseline = _one_run(baseline, "baseline")
+    common = set(run["task"]) & set(baseline["task"])
+    if not common:
+        raise GdoError(f"run {run_name} and baseline {base_name} have no task in common (run: "
+                       f"{', '.join(sorted(set(run['task'])))}; baseline: {', '.join(sorted(set(baseline['task'])))})")
     deltas = final_deltas(run, baseline)
     matches = peak_matches(run, baseline)
     return {

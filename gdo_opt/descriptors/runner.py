@@ -10,10 +10,8 @@ and the sampler are fixed by the plan, 1-process, N-process and resumed runs pro
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -157,11 +155,11 @@ def run_extract(
 
         threads_before = torch.get_num_threads()  # restored at the end: a library call must not leak it
 
+        from gdo_opt.descriptors.devices import resolve_device
         from gdo_opt.descriptors.engine import ModelEngine
         from gdo_opt.descriptors.model import load_model
 
-        if device == "auto":
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device, local_rank)  # a device torch cannot see: one-line error
         if device == "cpu" and opts.get("threads"):
             torch.set_num_threads(int(opts["threads"]))
         elif device == "cpu":
@@ -194,7 +192,9 @@ def run_extract(
     workers = int(opts["workers"])
     pool = None
     if any(getattr(d, "uses_pool", False) or d.name == "motion" for d in instances) and workers > 0:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        from gdo_opt.workers import process_pool
+
+        pool = process_pool(workers, "spawn")  # workers die with us, even on kill -9
     ctx.pool = pool
     stats = {"rank": rank, "world_size": world, "chunks": 0, "candidates": 0, "errors": 0,
              "skipped_chunks": sum(1 for c in range(len(chunks)) if c % world == rank and c in done)}
@@ -292,6 +292,10 @@ def check_extract(candidates, out, model, descriptors, options) -> tuple[dict, l
         raise ParameterError("candidates", "candidate table not found (run `gdo-opt ingest` first)", str(candidates))
     if needs and not model:
         raise ParameterError("model", f"required for: {', '.join(d.name for d in needs)}")
+    if needs:  # a device torch cannot see is a one-line error before anything loads
+        from gdo_opt.descriptors.devices import resolve_device
+
+        resolve_device(str(opts["device"]), distributed_env()[2])
     if needs and not (Path(model) / "config.json").is_file():
         raise ParameterError("model", "not a model folder (no config.json); for a test run use "
                        "`gdo-opt make-tiny-model DIR` (the demo writes one to gdo-demo/tiny-model)", str(model))

@@ -42,6 +42,7 @@ class Metrics:
     note: str = ""
     file_columns: dict[str, np.ndarray] = field(default_factory=dict)  # raw GDO columns, one per file row
     position: np.ndarray | None = None  # file row of each candidate, -1 = no metrics row
+    checks: list[str] = field(default_factory=list)  # what the schema check changed (±inf -> missing)
 
     def summary(self) -> dict:
         return {
@@ -53,11 +54,17 @@ class Metrics:
             "derived": sorted(self.derived),
             "ignored_keys": sorted(self.ignored_keys),
             "note": self.note,
+            "schema_notes": list(self.checks),
         }
 
 
-def read_metrics_table(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read a metrics file into a DataFrame with ``qa_uid`` (string) + numeric columns."""
+def read_metrics_table(path: str | Path, non_finite: str = "missing",
+                       notes: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a metrics file into a DataFrame with ``qa_uid`` (string) + numeric columns.
+
+    Descriptor columns go through ``gdo_opt.schema.check_table``: not numeric is an error, ±inf is
+    missing or an error as ``non_finite`` says (said on the console and kept in ``notes``).
+    """
     path = Path(path)
     if not path.is_file():
         raise GdoError(f"{path}: metrics file not found")
@@ -86,9 +93,20 @@ def read_metrics_table(path: str | Path) -> tuple[pd.DataFrame, str]:
     import pyarrow.compute as pc
 
     table = _lift_nested(table)
+    from gdo_opt.schema import check_table
+
     uid = table["qa_uid"]
     if not pa.types.is_string(uid.type) and not pa.types.is_large_string(uid.type):
+        if not (pa.types.is_integer(uid.type) or pa.types.is_null(uid.type)):
+            raise GdoError(f"{path}: column qa_uid: has type {uid.type}, expected text")
         table = table.set_column(table.schema.get_field_index("qa_uid"), "qa_uid", pc.cast(uid, pa.string()))
+    if table["qa_uid"].null_count:
+        row = int(np.flatnonzero(table["qa_uid"].is_null().to_numpy(zero_copy_only=False))[0]) + 1
+        raise GdoError(f"{path}: column qa_uid, row {row}: missing value")
+    spec = {c: "number" for c in table.column_names if c in DESCRIPTORS or c.startswith("z_")}
+    table, found = check_table(table, spec, str(path), non_finite=non_finite)
+    if notes is not None:
+        notes.extend(found)
     frame = table.to_pandas()
     if len(pc.unique(table["qa_uid"])) != table.num_rows:  # C++ hash: ~10x faster than pandas here
         duplicated = frame["qa_uid"].duplicated()
@@ -127,10 +145,16 @@ def _lift_nested(table):
 
 
 def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str, path: str) -> Metrics:
-    """Align a metrics table to the candidates (vectorized lookup), deriving GDO-compatible columns."""
+    """Align a metrics table to the candidates (vectorized lookup), deriving GDO-compatible columns.
+
+    Metrics whose qa_uids match no candidate are an error ("no qa_uid matches"), not an empty column.
+    """
     index = pd.Index(frame["qa_uid"].to_numpy())
     position = index.get_indexer(pd.Index(np.asarray(qa_uid, dtype=object)))
     hit = position >= 0
+    if len(qa_uid) and len(index) and not hit.any():
+        raise GdoError(f"{path}: no qa_uid matches the candidate table (metrics e.g. {index[0]!r}, candidates "
+                       f"e.g. {np.asarray(qa_uid, dtype=object)[0]!r}); were they computed for this pool?")
     values: dict[str, np.ndarray] = {}
     file_columns: dict[str, np.ndarray] = {}
     ignored = []
@@ -174,10 +198,16 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
     )
 
 
-def load_metrics(path: str | Path, qa_uid: pd.Series | np.ndarray) -> Metrics:
-    """Read ``path`` (parquet or GDO JSONL) and align it to the candidates' ``qa_uid``."""
-    frame, kind = read_metrics_table(path)
-    return align_metrics(qa_uid, frame, kind, str(path))
+def load_metrics(path: str | Path, qa_uid: pd.Series | np.ndarray, non_finite: str = "missing") -> Metrics:
+    """Read ``path`` (parquet or GDO JSONL) and align it to the candidates' ``qa_uid``.
+
+    ``non_finite``: "missing" (±inf values become missing, said on the console) or "reject" (error).
+    """
+    notes: list[str] = []
+    frame, kind = read_metrics_table(path, non_finite, notes)
+    metrics = align_metrics(qa_uid, frame, kind, str(path))
+    metrics.checks = notes
+    return metrics
 
 
 def no_metrics(n: int) -> Metrics:

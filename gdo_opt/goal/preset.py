@@ -303,8 +303,13 @@ def load_preset(name_or_path: str | Path) -> Preset:
     path = Path(text_name)
     if path.suffix == ".toml" or path.exists() or "/" in text_name:
         if not path.is_file():
-            raise GdoError(f"{text_name}: preset file not found")
-        return _read(text_name, path.read_text(encoding="utf-8"))
+            raise GdoError(f"{text_name}: preset file not found" if not path.exists() else f"{text_name}: not a file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            line = path.read_bytes()[: error.start].count(b"\n") + 1
+            raise GdoError(f"{text_name}:{line}: not UTF-8 text (byte {error.start}); TOML files must be UTF-8") from None
+        return _read(text_name, text)
     resource = resources.files("gdo_opt.presets") / f"{text_name}.toml"
     if not resource.is_file():
         raise GdoError(

@@ -103,6 +103,8 @@ def ingest(
     Embedded media bytes (Hugging Face Parquet / datasets) are written to ``media_dir`` (default
     ``out_dir/media``), one content-addressed file per distinct blob.
     """
+    if not (np.isfinite(float(frames_fps)) and float(frames_fps) > 0):
+        raise GdoError(f"--frames-fps = {frames_fps}: must be a finite number > 0")
     if media_dir is None and out_dir is not None:
         media_dir = Path(out_dir) / "media"
     opts = IngestOptions(target_frames=int(target_frames),

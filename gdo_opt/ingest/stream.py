@@ -123,7 +123,9 @@ def build_table(
         # processes, not threads: parts of the block pipeline hold the GIL. fork where available
         # (fast start, inherits imports); workers spill results to Arrow IPC files we memory-map.
         method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform == "linux" else "spawn"
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+        from gdo_opt.workers import process_pool
+
+        pool = process_pool(workers, method)  # workers die with us, even on kill -9
         spill_dir = tempfile.mkdtemp(prefix="gdo-ingest-")
     try:
         with bar:

@@ -1,15 +1,13 @@
 """The GDO build: pool + metrics → ρ → budget → C_g → solve → ms-swift export, baseline and report.
 
 ``select_subset`` does the computing and returns everything in memory; ``write_outputs`` writes a
-result only after the solve succeeded, each file staged in a hidden folder and moved in place at
-the end, so an infeasible preset or a crash leaves no half-written output behind.
+result only after the solve succeeded, into a staging folder beside the output that is swapped in
+as one set (``gdo_opt.publish``), so an infeasible preset, a crash or a kill leaves the old set or
+the new one, never a mix.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,30 +268,27 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
                   console=None) -> Path:
     """Write gdo_1x.jsonl, uni_<k>x.jsonl, report.json (+ report.html) into ``out_dir``.
 
-    Files are written into ``out_dir/.staging-*`` and moved into place only once all succeeded.
+    The files are written into a staging folder beside ``out_dir`` and published as one set
+    (``gdo_opt.publish.publish_set``): one rename, a lock against a concurrent writer. Outputs of an
+    earlier run that this run does not write (e.g. ``report.html`` after ``--no-html``) are removed.
     """
+    from gdo_opt.publish import publish_set
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     t0 = time.perf_counter()
-    try:
-        names = []
+    with publish_set(out, owned=_select_output) as stage:
         write_sft(stage / "gdo_1x.jsonl", frame, result.indices, result.rho, metrics.values, result.config.frames_as)
-        names.append("gdo_1x.jsonl")
         if result.baseline is not None:
             name = result.report["outputs"]["baseline"]
             write_sft(stage / name, frame, result.baseline, result.rho, metrics.values, result.config.frames_as)
-            names.append(name)
         result.timing["export_s"] = time.perf_counter() - t0
         if result.config.parquet:
             from gdo_opt.subset.export_parquet import jsonl_to_parquet
 
-            for name in [n for n in names if n.endswith(".jsonl")]:
+            for name in sorted(p.name for p in stage.glob("*.jsonl")):
                 jsonl_to_parquet(stage / name, stage / name.replace(".jsonl", ".parquet"))
-                names.append(name.replace(".jsonl", ".parquet"))
         # report.json / report.html hold no wall-clock number: same inputs + seed -> same bytes
         write_json(stage / "report.json", result.report)
-        names.append("report.json")
         if result.config.html:
             from gdo_opt.subset.report_html import write_html
 
@@ -302,17 +297,17 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
             if result.baseline is not None:
                 subsets["uni"] = result.baseline
             write_html(stage / "report.html", result.report, result.rho, subsets, metrics.values)
-            names.append("report.html")
             result.timing["html_s"] = time.perf_counter() - t1
         write_json(stage / "timings.json", {k: round(v, 4) for k, v in sorted(result.timing.items())})
-        names.append("timings.json")
-        for name in names:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     if console is not False:
         print_summary(result.report, console)
     return out
+
+
+def _select_output(name: str) -> bool:
+    """Files `select` writes (anything else in --out is the user's and is left alone)."""
+    return name in ("gdo_1x.jsonl", "gdo_1x.parquet", "report.json", "report.html", "timings.json") or (
+        name.startswith("uni_") and (name.endswith("x.jsonl") or name.endswith("x.parquet")))
 
 
 def build_all(frame: pd.DataFrame, metrics: Metrics, presets: list[Preset], config: SelectConfig,
@@ -330,8 +325,16 @@ def build_all(frame: pd.DataFrame, metrics: Metrics, presets: list[Preset], conf
     for preset in presets:
         console.print(f"[bold]{preset.name}[/]: solving ...", highlight=False)
         results.append(select_subset(frame, metrics, preset, config))
-    for result in results:
-        write_outputs(result, frame, metrics, Path(out_dir) / result.preset.name, console=False)
+    finished: list[str] = []
+    try:
+        for result in results:  # each goal is published as one set; say which ones made it
+            write_outputs(result, frame, metrics, Path(out_dir) / result.preset.name, console=False)
+            finished.append(result.preset.name)
+    except BaseException:
+        left = [n for n in names if n not in finished]
+        console.print(f"build stopped: finished {', '.join(finished) or 'none'}; not written (old outputs kept): "
+                      f"{', '.join(left)}", highlight=False)
+        raise
     summary_table([r.report for r in results], console)
     console.print(f"wrote {', '.join(str(Path(out_dir) / n) for n in names)}", highlight=False)
     return results
