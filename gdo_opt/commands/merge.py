@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="published: the published clusters, scales and quality_score; clip: z clipped to "
                              "[-5, 5] (default: from the extraction's --mode)")
     parser.add_argument("--seed", type=argtypes.seed, help="clustering seed (default 42 published, 0 clip)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="merge even with missing chunks, shards of another candidate table or candidates "
+                             "without a shard row (they become rows with missing descriptors; listed in the report)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from gdo_opt.descriptors.merge import merge_shards, report_path
 
     report = merge_shards(args.shards, args.out, candidates=args.candidates, n_clusters=args.clusters, seed=args.seed,
-                          normalize=args.normalize)
+                          normalize=args.normalize,
+                          allow_missing=args.allow_missing)
     cov = report["coverage"]
     Console(stderr=True).print(
         f"{report['rows']} rows -> {args.out}; missing {cov['missing']}, duplicates {cov['duplicates']}, "

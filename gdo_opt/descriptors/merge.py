@@ -93,18 +93,26 @@ def merge_shards(
     n_clusters: int | None = None,
     seed: int | None = None,
     normalize: str | None = None,
+    allow_missing: bool = False,
 ) -> dict[str, Any]:
     """Join shard folders, check coverage, cluster, normalize; write ``out`` + ``<out stem>.report.json``.
 
     ``normalize``: ``published`` (merge_published: published clusters, scales and quality_score) or
     ``clip`` (our fast variant); default: what the extraction's mode says (manifest), else published.
-    ``seed`` defaults to 42 (published) or 0 (clip)."""
+    ``seed`` defaults to 42 (published) or 0 (clip). Missing chunks, shards of another candidate table
+    and candidates without a shard row are errors unless ``allow_missing`` (``shard_checks.py``); then
+    they are merged as missing rows and listed in the report."""
+    from gdo_opt.descriptors import shard_checks
+
     out = Path(out)
     folders = [Path(s) for s in shards]
     for folder in folders:
         if not folder.is_dir():
             raise GdoError(f"{folder}: shard folder not found")
     parts = [_read_folder(f) for f in folders]
+    notes: list[str] = []
+    for folder, part in zip(folders, parts):
+        notes += shard_checks.check_folder(folder, part[2]["manifest"], allow_missing)
     manifest_opts = next((p[2]["manifest"].get("options") or {} for p in parts if p[2]["manifest"]), {})
     if normalize is None:
         normalize = "clip" if manifest_opts.get("mode") == "fast" else "published"
@@ -134,8 +142,11 @@ def merge_shards(
         from gdo_opt.ingest.candidates import load_candidates
 
         uids = pd.Index(load_candidates(cand_path, columns=["qa_uid"])["qa_uid"].astype(str))
+        notes += shard_checks.check_candidates(cand_path, uids, [(f, p[2]["manifest"]) for f, p in zip(folders, parts)
+                                                                if p[2]["manifest"]], allow_missing)
         have = pd.Index(merged["qa_uid"].astype(str))
         missing = sorted(uids.difference(have).tolist())
+        notes += shard_checks.check_coverage(cand_path, missing, allow_missing)
         unknown = sorted(have.difference(uids).tolist())
         merged = merged[merged["qa_uid"].isin(uids)]
         if missing:
@@ -216,6 +227,7 @@ def merge_shards(
         "errors": {"rows": int(len(errors)), "by_kind": {str(k): int(v) for k, v in sorted(by_kind.items())}},
         "clustering": clustering,
         "published_scales": scales,
+        "allowed_gaps": notes,
         "columns": {c: {"finite": int(np.isfinite(merged[c]).sum()),
                         "median": _r(np.nanmedian(merged[c])) if merged[c].notna().any() else None}
                     for c in RAW_COLUMNS},

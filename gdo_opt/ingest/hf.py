@@ -296,7 +296,7 @@ def normalize_media(table: pa.Table, store: MediaStore | None, base: str) -> pa.
 def iter_hf_blocks(source: str, file: str, media_dir: str | os.PathLike | None, media_root: str | None = None,
                    store: MediaStore | None = None):
     """HF-style source -> ``RawBlock``s (``line`` = 1-based row over all its data files)."""
-    from gdo_opt.ingest.read import _FIELDS, _TypeMismatch, arrow_to_block
+    from gdo_opt.ingest.read import _FIELDS, _TypeMismatch, arrow_to_block, rows_to_block
 
     src = resolve(source)
     # relative media paths: against --media-root, else the source's folder (URLs: the working folder)
@@ -309,7 +309,7 @@ def iter_hf_blocks(source: str, file: str, media_dir: str | os.PathLike | None, 
         lines = np.arange(start, start + table.num_rows, dtype=np.int64)
         try:
             yield arrow_to_block(table, lines, n_bytes=table.nbytes)
-        except _TypeMismatch as error:
-            raise GdoError(f"{file}: {error}") from error
+        except _TypeMismatch:  # a badly typed row or column: check row by row, skipping bad rows (bad_field)
+            yield rows_to_block(zip(lines.tolist(), table.to_pylist()), file, n_bytes=table.nbytes)
         start += table.num_rows
 

@@ -118,10 +118,17 @@ def _struct_field(flat: pa.Array, name: str) -> pa.Array:
     return pa.nulls(len(flat), pa.string())
 
 
+def _null_elements(*columns: pa.Array) -> bool:
+    """A media list with a null element (``[null, "a.jpg"]``) is a bad row: the slow path names it."""
+    return any(pc.list_flatten(c).null_count for c in columns if len(c))
+
+
 def arrow_to_block(table: pa.Table, lines: np.ndarray, skips: SkipLog | None = None, n_bytes: int = 0) -> RawBlock:
     """Normalize a parsed Arrow table (any spelling) into a ``RawBlock``; fully vectorized."""
     videos = _col(table, "videos", STR_LIST)
     video = _col(table, "video", STR_LIST)  # LLaVA-Video's single path becomes a one-element list
+    if _null_elements(videos, video, _col(table, "images", STR_LIST)):
+        raise _TypeMismatch("a media list holds a null element")
     videos = pc.if_else(pc.greater(pc.fill_null(pc.list_value_length(videos), 0), 0), videos, video)
     ident = _col(table, "id", pa.string())
     rows = pa.table(
@@ -217,66 +224,126 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _paths(value) -> list[str] | None:
+class _BadField(Exception):
+    """A row whose field has the wrong type: skipped and counted as ``bad_field``."""
+
+
+def _paths(value, name: str) -> list[str] | None:
+    """Media paths: a string, or a list of strings / ``{"path": str}`` objects; anything else is bad."""
     if value is None:
         return None
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [v if isinstance(v, str) else str(v.get("path", "")) if isinstance(v, dict) else str(v) for v in value]
-    return [str(value)]
+        out = []
+        for k, v in enumerate(value):
+            if isinstance(v, dict) and isinstance(v.get("path"), str):
+                v = v["path"]
+            if not isinstance(v, str):
+                raise _BadField(f"{name}[{k}] is {_kind(v)}, expected a path string")
+            out.append(v)
+        return out
+    raise _BadField(f"{name} is {_kind(value)}, expected a path or a list of paths")
 
 
-def _python_block(buf: bytes, first_line: int, file: str) -> RawBlock:
-    """Line-by-line fallback: finds malformed / non-UTF-8 lines (file:line) and normalizes the rest."""
-    skips = SkipLog()
+def _kind(value) -> str:
+    return "null" if value is None else f"a JSON {type(value).__name__}".replace("dict", "object").replace(
+        "str", "string").replace("int", "number").replace("float", "number").replace("bool", "boolean")
+
+
+def _ident(obj: dict, key: str) -> str | None:
+    v = obj.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    raise _BadField(f"{key} is {_kind(v)}, expected a string or an integer")
+
+
+def _row_fields(obj: dict) -> tuple[dict, list[tuple[str | None, str | None]]]:
+    """One JSON object -> row fields + (role, text) messages; raises _BadField on a wrong type."""
+    fields = {k: _ident(obj, k) for k in ("id", "video_id")}
+    src = obj.get("data_source")
+    if src is not None and not isinstance(src, str):
+        raise _BadField(f"data_source is {_kind(src)}, expected a string")
+    fields["data_source"] = src
+    dur = obj.get("duration")
+    if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float))):
+        raise _BadField(f"duration is {_kind(dur)}, expected a number")
+    fields["duration"] = None if dur is None else float(dur)
+    fields["images"] = _paths(obj.get("images"), "images")
+    vids = _paths(obj.get("videos"), "videos")
+    fields["videos"] = vids if vids else _paths(obj.get("video"), "video")
+    name = "messages" if obj.get("messages") else "conversations"
+    msgs = obj.get(name) or []
+    if not isinstance(msgs, list):
+        raise _BadField(f"{name} is {_kind(msgs)}, expected a list of messages")
+    out = []
+    for k, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise _BadField(f"{name}[{k}] is {_kind(m)}, expected an object")
+        role = m.get("role", m.get("from"))
+        if role is not None and not isinstance(role, str):
+            raise _BadField(f"{name}[{k}].role is {_kind(role)}, expected a string")
+        content = m.get("content", m.get("value"))
+        if content is not None and not isinstance(content, (str, list)):
+            raise _BadField(f"{name}[{k}].content is {_kind(content)}, expected text")
+        out.append((role, _text(content)))
+    return fields, out
+
+
+def rows_to_block(objs, file: str, skips: SkipLog | None = None, n_bytes: int = 0) -> RawBlock:
+    """(line, object) pairs -> RawBlock, each row type-checked (bad rows counted as ``bad_field``)."""
+    skips = skips or SkipLog()
     cols: dict[str, list] = {k: [] for k in ROW_SCHEMA.names}
     m_row: list[int] = []
     m_role: list[str | None] = []
     m_text: list[str | None] = []
-    for i, raw in enumerate(buf.split(b"\n")):
-        line = first_line + i
-        if not raw.strip():
-            continue
+    for line, obj in objs:
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            skips.add("non_utf8", file, [line], f"byte {error.start}")
-            continue
-        try:
-            obj = json.loads(text)
-        except ValueError as error:
-            skips.add("malformed_json", file, [line], str(error).split(":")[0])
-            continue
-        if not isinstance(obj, dict):
-            skips.add("malformed_json", file, [line], f"a JSON {type(obj).__name__}, not an object")
+            fields, msgs = _row_fields(obj)
+        except _BadField as error:
+            skips.add("bad_field", file, [line], str(error))
             continue
         r = len(cols["line"])
         cols["line"].append(line)
-        for k in ("id", "video_id", "data_source"):
-            v = obj.get(k)
-            cols[k].append(None if v is None else str(v))
-        try:
-            cols["duration"].append(None if obj.get("duration") is None else float(obj["duration"]))
-        except (TypeError, ValueError):
-            cols["duration"].append(None)
-        cols["images"].append(_paths(obj.get("images")))
-        vids = _paths(obj.get("videos"))
-        cols["videos"].append(vids if vids else _paths(obj.get("video")))
-        msgs = obj.get("messages") or obj.get("conversations") or []
-        if not isinstance(msgs, list):
-            msgs = []
-        for m in msgs:
-            if not isinstance(m, dict):
-                m = {}
+        for k, v in fields.items():
+            cols[k].append(v)
+        for role, text in msgs:
             m_row.append(r)
-            role = m.get("role", m.get("from"))
-            m_role.append(None if role is None else str(role))
-            m_text.append(_text(m.get("content", m.get("value"))))
+            m_role.append(role)
+            m_text.append(text)
     rows = pa.table({k: pa.array(v, ROW_SCHEMA.field(k).type) for k, v in cols.items()}, schema=ROW_SCHEMA)
     msgs_t = pa.table([pa.array(m_row, pa.int64()), pa.array(m_role, pa.string()), pa.array(m_text, pa.string())],
                       schema=MSG_SCHEMA)
-    return RawBlock(rows, msgs_t, skips, len(buf))
+    return RawBlock(rows, msgs_t, skips, n_bytes)
+
+
+def _python_block(buf: bytes, first_line: int, file: str) -> RawBlock:
+    """Line-by-line fallback: finds malformed / non-UTF-8 / badly typed lines (file:line)."""
+    skips = SkipLog()
+
+    def objects():
+        for i, raw in enumerate(buf.split(b"\n")):
+            line = first_line + i
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                skips.add("non_utf8", file, [line], f"byte {error.start}")
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as error:
+                skips.add("malformed_json", file, [line], str(error).split(":")[0])
+                continue
+            if not isinstance(obj, dict):
+                skips.add("malformed_json", file, [line], f"a JSON {type(obj).__name__}, not an object")
+                continue
+            yield line, obj
+
+    return rows_to_block(objects(), file, skips, len(buf))
 
 
 def parse_jsonl_block(buf: bytes, first_line: int, file: str, use_threads: bool = True) -> RawBlock:
@@ -284,6 +351,10 @@ def parse_jsonl_block(buf: bytes, first_line: int, file: str, use_threads: bool 
 
     ``use_threads=False`` when blocks already run in parallel (nested pools oversubscribe the cores).
     """
+    try:  # Arrow does not validate UTF-8 inside strings; a bad byte would fail later, mid-pipeline
+        buf.decode("utf-8")
+    except UnicodeDecodeError:
+        return _python_block(buf, first_line, file)
     table = _arrow_parse(buf, use_threads)
     if table is not None:
         lines = _nonblank_lines(buf, first_line)
@@ -315,4 +386,3 @@ def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tu
             line += block.count(b"\n")
     if rest.strip():
         yield rest, line
-

@@ -44,8 +44,10 @@ def test_merge_reports_missing_duplicates_and_joins_folders(tmp_path):
     b = tmp_path / "b"
     _shard(b / "rank000-chunk000000.parquet", ["ov::0::t0", "ov::3::t0"], ost=[0.1, 0.2])
     out = tmp_path / "descriptors.parquet"
-    rc = main(["merge", str(a), str(b), "--out", str(out), "--candidates", str(tmp_path / "candidates.parquet"),
-               "--normalize", "clip"])
+    args = ["merge", str(a), str(b), "--out", str(out), "--candidates", str(tmp_path / "candidates.parquet"),
+            "--normalize", "clip"]
+    assert main(args) == 2  # candidates without a shard row: refused unless --allow-missing
+    rc = main([*args, "--allow-missing"])
     assert rc == 0
     df = pd.read_parquet(out)
     report = json.loads((tmp_path / "descriptors.report.json").read_text())
@@ -63,7 +65,7 @@ def test_merge_reports_missing_duplicates_and_joins_folders(tmp_path):
     assert (df["cluster"] == -1).all() and df["coverage"].isna().all()  # no features -> no clustering
     # Same inputs -> same bytes.
     first = out.read_bytes()
-    merge_shards([a, b], out, candidates=tmp_path / "candidates.parquet", normalize="clip")
+    merge_shards([a, b], out, candidates=tmp_path / "candidates.parquet", normalize="clip", allow_missing=True)
     assert out.read_bytes() == first
 
 

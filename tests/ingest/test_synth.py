@@ -74,4 +74,4 @@ def test_cli_make_demo_pool(tmp_path, capsys):
     assert (tmp_path / "p" / "video.jsonl").exists() and (tmp_path / "p" / "truth.json").exists()
     assert "QA pairs" in capsys.readouterr().err
     assert main(["make-demo-pool", str(tmp_path / "q"), "--videos", "0"]) == 2
-    assert capsys.readouterr().err.startswith("gdo-opt make-demo-pool: error: --images must be")
+    assert capsys.readouterr().err.startswith("gdo-opt make-demo-pool: error: argument --videos: 0: must be >= 1")
