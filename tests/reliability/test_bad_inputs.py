@@ -35,6 +35,9 @@ CASES = [
     ("select --candidates {w}/candidates_media_str.parquet --metrics {w}/metrics.jsonl --out {w}/s1",
      "column media"),
     (f"build {SEL} --seed -1 --out {{w}}/b1", "--seed"),
+    (f"audit --subset {{w}}/ov_good.jsonl {SEL} --seed -1", "--seed"),
+    ("audit --subset {w}/ov_good.jsonl --candidates {w}/candidates.parquet --metrics {w}/metrics_inf.jsonl "
+     "--non-finite reject", "column vds, row 1"),
     (f"build {SEL} --presets minloss --out {{w}}/a_file", "not a folder"),
     ("demo --seed -1 --out {w}/d1", "--seed"),
     ("demo --out {w}/a_file --metrics-mode proxy", "a_file"),
