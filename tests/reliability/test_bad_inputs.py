@@ -152,3 +152,13 @@ def test_infinite_metrics_never_take_over(world, capsys, policy):
     assert chosen and len(inf_uids & set(chosen)) / len(chosen) < 0.5  # was 83% of gdo_1x before
     for row in (out / "gdo_1x.jsonl").read_text().splitlines():
         assert "Infinity" not in row
+
+
+def test_cuda_device_on_a_cpu_machine_is_one_line(world, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    rc = main(["extract", "--candidates", str(world / "candidates.parquet"), "--out", str(world / "x2"),
+               "--descriptors", "dependency", "--model", str(world / "folder"), "--device", "cuda:0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--device cuda:0: CUDA is not available" in err, err
