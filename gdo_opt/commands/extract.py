@@ -20,26 +20,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("published", "fast"), default="published",
                         help="published (default): every definition and default of the published GDO extractor; "
                              "fast: our cheaper variants (docs/descriptors.md); single options below override it")
-    parser.add_argument("--batch-size", type=argtypes.positive_int, help="max candidates per micro-batch (default 32)")
-    parser.add_argument("--token-budget", type=argtypes.positive_int, help="max padded tokens per micro-batch (default 16384)")
-    parser.add_argument("--frames", type=argtypes.positive_int, help="frames fed to the model per video (published 32, fast 8)")
+    parser.add_argument("--batch-size", type=int, help="max candidates per micro-batch (default 32)")
+    parser.add_argument("--token-budget", type=int, help="max padded tokens per micro-batch (default 16384)")
+    parser.add_argument("--frames", type=int, help="frames fed to the model per video (published 32, fast 8)")
     parser.add_argument("--image-frames", choices=("first", "all"), help="image rows: first image (published) or all")
     parser.add_argument("--loss-span", choices=("turn", "answer"),
                         help="loss tokens: answer + end of turn (published) or the answer only (fast)")
-    parser.add_argument("--chunk-size", type=argtypes.positive_int, help="candidates per shard chunk (default 256)")
+    parser.add_argument("--chunk-size", type=int, help="candidates per shard chunk (default 256)")
     parser.add_argument("--temporal-mode", choices=("prompt", "probe", "regex"),
                         help="prompt (published: 3-token greedy answer), probe (fast: logits after the answer), regex")
     parser.add_argument("--coverage-mode", choices=("published", "hidden", "hashed"),
                         help="published (hashed text + RGB stats + descriptors), hidden (hidden states), hashed")
     parser.add_argument("--motion", choices=("published", "fast"), help="published: 224x224, Farneback 2/2; fast: 160 px, 3/3")
-    parser.add_argument("--motion-frames", type=argtypes.positive_int, help="frames for optical flow (default 8)")
-    parser.add_argument("--stability-k", type=argtypes.positive_int, help="sampled answers per candidate (default 5)")
-    parser.add_argument("--max-new-tokens", type=argtypes.positive_int, help="tokens per sampled answer (published 32, fast 24)")
-    parser.add_argument("--temperature", type=argtypes.positive_float, help="published 0.8, fast 1.0")
-    parser.add_argument("--top-k", type=argtypes.nonneg_int, help="0 = off (default)")
-    parser.add_argument("--top-p", type=argtypes.unit_float, help="published 0.9, fast 1.0")
+    parser.add_argument("--motion-frames", type=int, help="frames for optical flow (default 8)")
+    parser.add_argument("--stability-k", type=int, help="sampled answers per candidate (default 5)")
+    parser.add_argument("--max-new-tokens", type=int, help="tokens per sampled answer (published 32, fast 24)")
+    parser.add_argument("--temperature", type=float, help="published 0.8, fast 1.0")
+    parser.add_argument("--top-k", type=int, help="0 = off (default)")
+    parser.add_argument("--top-p", type=float, help="published 0.9, fast 1.0")
     parser.add_argument("--jaccard", choices=("words", "tokens"), help="words of the decoded answers (published) or token ids")
-    parser.add_argument("--seed", type=int, help="sampling seed (default 0)")
+    parser.add_argument("--seed", type=argtypes.seed, help="sampling seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="CPU worker processes for motion and colour statistics; on CPU torch gets the remaining cores (default 2)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 suits small "
                         "models on a shared CPU)")
