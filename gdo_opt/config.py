@@ -34,6 +34,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise GdoError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise GdoError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError as error:
+        raise GdoError(f"{path}: not UTF-8 text (byte {error.start}); TOML files must be UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise GdoError(f"{path}: invalid TOML: {error}") from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from gdo_opt import argtypes
 from gdo_opt.errors import GdoError, ParameterError
 
 # library parameter -> flag, where the flag is not simply "--" + name with "-" for "_"
@@ -49,17 +50,17 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ingest a LLaVA-Video JSONL on the fly (instead of --candidates); repeatable")
     parser.add_argument("--metrics", metavar="FILE",
                         help="descriptors.parquet (gdo-opt merge) or the published GDO merged-metrics JSONL")
-    parser.add_argument("--target-count", type=int, default=None, metavar="N", help="override the preset's budget rule")
+    parser.add_argument("--target-count", type=argtypes.positive_int, default=None, metavar="N", help="override the preset's budget rule")
     from gdo_opt.solvers import DEFAULT_TIME_LIMIT
 
     parser.add_argument("--solver", default="auto", choices=solver_names(),
                         help="solver backend (default auto; see docs/solvers.md)")
-    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
+    parser.add_argument("--time-limit", type=argtypes.positive_float, default=DEFAULT_TIME_LIMIT, metavar="S",
                         help=f"time limit per solve in seconds (default {DEFAULT_TIME_LIMIT:g}); on expiry the best "
                              "feasible subset so far is kept with its certified gap (status time_limit)")
-    parser.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap to stop at (default 1e-4)")
-    parser.add_argument("--seed", type=int, default=42, help="solver and baseline seed (default 42)")
-    parser.add_argument("--baseline-multiplier", type=float, default=10, metavar="M",
+    parser.add_argument("--mip-gap", type=argtypes.nonneg_float, default=1e-4, help="relative MIP gap to stop at (default 1e-4)")
+    parser.add_argument("--seed", type=argtypes.seed, default=42, help="solver and baseline seed (default 42)")
+    parser.add_argument("--baseline-multiplier", type=argtypes.nonneg_float, default=10, metavar="M",
                         help="Uni-Mx baseline size as a multiple of K (default 10; 0 skips it)")
     parser.add_argument("--export-format", "--frames-as", dest="frames_as", default="images",
                         choices=("images", "video"),
@@ -90,6 +91,9 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
     parser.add_argument("--parquet", action="store_true",
                         help="also write each subset as Parquet beside its JSONL (same rows and fields)")
+    parser.add_argument("--non-finite", default="missing", choices=("missing", "reject"),
+                        help="±inf in a descriptor column: treat as missing (default, said on the console) "
+                             "or reject the metrics file")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="a solver status line per phase on stderr (pricing round, core size, LP bound, "
                              "incumbent, gap, elapsed); default: on when stderr is a terminal")
@@ -111,7 +115,8 @@ def load_inputs(args: argparse.Namespace):
         frame = ingest(onevision=args.onevision, video=args.video, progress=False).to_pandas()
     else:
         raise GdoError("no pool: pass --candidates DIR/candidates.parquet or --onevision/--video FILE")
-    metrics = load_metrics(args.metrics, frame["qa_uid"]) if args.metrics else no_metrics(len(frame))
+    non_finite = getattr(args, "non_finite", "missing")
+    metrics = load_metrics(args.metrics, frame["qa_uid"], non_finite) if args.metrics else no_metrics(len(frame))
     return frame, metrics
 
 

@@ -48,4 +48,7 @@ def load_candidates(path: str | os.PathLike, columns: Sequence[str] | None = Non
         table = pq.read_table(p, columns=None if columns is None else wanted)
     except (pa.ArrowInvalid, OSError) as error:
         raise GdoError(f"{p}: not a readable Parquet file ({error})") from error
+    from gdo_opt.schema import CANDIDATES, NOT_NULL, check_table
+
+    table, _ = check_table(table, CANDIDATES, str(p), not_null=tuple(c for c in NOT_NULL if c in table.column_names))
     return table.to_pandas()
