@@ -178,7 +178,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
                                            params.max_qa_per_video, config.seed)
         baseline_info.update(info)
     timing["baseline_s"] = time.perf_counter() - t2
-    from gdo_opt.subset.report import descriptor_summaries, field_distributions
+    from gdo_opt.subset.report import descriptor_summaries, field_distributions, output_names
 
     subsets = {"gdo_1x": chosen} if baseline is None else {"gdo_1x": chosen, "uni": baseline}
     extra = {"published_base": goal.score.parts["base"], "published_vds3": goal.score.parts["vds3"],
@@ -213,7 +213,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
         "baseline": baseline_info,
         "fields": field_distributions(frame, subsets),
         "descriptors": descriptor_summaries({**metrics.values, **extra}, subsets),
-        "outputs": {"gdo_1x": "gdo_1x.jsonl", "report": "report.json"},
+        "outputs": output_names(config, baseline is not None),
         "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
     }
     if len(sol.attempts) > 1:
@@ -224,13 +224,6 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
         print(f"warning: preset {preset.name}: {len(hard_unmet)} hard constraint(s) unmet, best effort written: "
               + "; ".join(f"{u['name']}[{u['group']}] {u['achieved']} < {u['required']}" for u in hard_unmet[:5]),
               file=sys.stderr)
-    if baseline is not None:
-        report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier:g}x.jsonl"
-    if config.html:
-        report["outputs"]["html"] = "report.html"
-    if config.parquet:
-        report["outputs"].update({f"{k}_parquet": v.replace(".jsonl", ".parquet")
-                                  for k, v in list(report["outputs"].items()) if v.endswith(".jsonl")})
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
     return SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)

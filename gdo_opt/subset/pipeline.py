@@ -29,6 +29,7 @@ from gdo_opt.subset.report import (
     clean_constraint_rows,
     descriptor_summaries,
     field_distributions,
+    output_names,
     print_summary,
 )
 
@@ -249,16 +250,9 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
         "baseline": baseline_info,
         "fields": field_distributions(pool, subsets),
         "descriptors": descriptor_summaries({k_: v[eligible] for k_, v in metrics.values.items()}, subsets),
-        "outputs": {"gdo_1x": "gdo_1x.jsonl", "report": "report.json", "timings": "timings.json"},
+        "outputs": output_names(config, baseline is not None),
         "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
     }
-    if baseline is not None:
-        report["outputs"]["baseline"] = f"uni_{config.baseline_multiplier:g}x.jsonl"
-    if config.html:
-        report["outputs"]["html"] = "report.html"
-    if config.parquet:
-        report["outputs"].update({f"{k}_parquet": v.replace(".jsonl", ".parquet")
-                                  for k, v in list(report["outputs"].items()) if v.endswith(".jsonl")})
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(selection.seconds)
     return SelectResult(preset, config, chosen, baseline, score.rho, eligible, report, timing)

@@ -172,3 +172,16 @@ def summary_table(reports: list[dict], console=None) -> None:
     else:
         for name, text in texts.items():
             console.print(f"descriptors ({name}): {text}", highlight=False)
+
+
+def output_names(config, with_baseline: bool) -> dict:
+    """The file names one select run publishes, as listed in report.json (one list for every goal kind)."""
+    names = {"gdo_1x": "gdo_1x.jsonl", "report": "report.json", "timings": "timings.json"}
+    if with_baseline:
+        names["baseline"] = f"uni_{config.baseline_multiplier:g}x.jsonl"
+    if config.html:
+        names["html"] = "report.html"
+    if config.parquet:
+        names.update({f"{k}_parquet": v.replace(".jsonl", ".parquet")
+                      for k, v in list(names.items()) if v.endswith(".jsonl")})
+    return names
