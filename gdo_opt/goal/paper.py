@@ -54,20 +54,20 @@ class PublishedParams:
     source_group_floor_topk: int
     min_source_group_ratio: float
     source_group_floor_frac_of_expected: float
-    max_qa_per_video: int = 8
-    target_frames: int = 32
-    random_target_multiplier: float = 10.0
-    random_oversample_factor: float = 1.35
-    vds3_weight: float = 0.95
-    zscore_cap: float = 4.0
-    video_base_weight: float = 0.35
-    video_quality_weight: float = 0.35
-    image_base_weight: float = 0.9
-    image_quality_weight: float = 0.15
-    missing_penalty: float = 0.15
-    quota_mode: str = "penalty"  # ours: how the soft stratum quotas enter the MIP
-    quota_penalty: float = 1.0  # ours: ρ units per missing quota row (quota_mode = penalty)
-    oversample_caps: bool = True  # the builder's per-stratum candidate heaps bound the candidates
+    max_qa_per_video: int = SCRIPT_KEYS["max_qa_per_video"]
+    target_frames: int = SCRIPT_KEYS["target_frames"]
+    random_target_multiplier: float = SCRIPT_KEYS["random_target_multiplier"]
+    random_oversample_factor: float = SCRIPT_KEYS["random_oversample_factor"]
+    vds3_weight: float = SCORE_KEYS["vds3_weight"]
+    zscore_cap: float = SCORE_KEYS["zscore_cap"]
+    video_base_weight: float = SCORE_KEYS["video_base_weight"]
+    video_quality_weight: float = SCORE_KEYS["video_quality_weight"]
+    image_base_weight: float = SCORE_KEYS["image_base_weight"]
+    image_quality_weight: float = SCORE_KEYS["image_quality_weight"]
+    missing_penalty: float = SCORE_KEYS["missing_penalty"]
+    quota_mode: str = OPTION_KEYS["quota_mode"]  # ours: how the soft stratum quotas enter the MIP
+    quota_penalty: float = OPTION_KEYS["quota_penalty"]  # ours: ρ units per missing quota row (quota_mode = penalty)
+    oversample_caps: bool = OPTION_KEYS["oversample_caps"]  # the builder's per-stratum candidate heaps bound the candidates
 
     # names the budget / floor helpers of gdo_opt.goal.published read
     @property

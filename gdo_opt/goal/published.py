@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gdo_opt.goal.paper import SCORE_KEYS
+
 VIDEO, IMAGE = "short_video", "image_qa"
 FIELDS = ("bucket", "duration_bucket", "temporal_category", "question_form", "q_len_bucket", "a_len_bucket",
           "source_group")
@@ -273,13 +275,13 @@ def vds3_and_quality(cols: dict[str, np.ndarray], n: int, stats: dict, cap: floa
 class ScoreSwitches:
     """The builder's score knobs and ablations (defaults = the released values)."""
 
-    vds3_weight: float = 0.95
-    zscore_cap: float = 4.0
-    video_base_weight: float = 0.35
-    video_quality_weight: float = 0.35
-    image_base_weight: float = 0.9
-    image_quality_weight: float = 0.15
-    missing_penalty: float = 0.15
+    vds3_weight: float = SCORE_KEYS["vds3_weight"]
+    zscore_cap: float = SCORE_KEYS["zscore_cap"]
+    video_base_weight: float = SCORE_KEYS["video_base_weight"]
+    video_quality_weight: float = SCORE_KEYS["video_quality_weight"]
+    image_base_weight: float = SCORE_KEYS["image_base_weight"]
+    image_quality_weight: float = SCORE_KEYS["image_quality_weight"]
+    missing_penalty: float = SCORE_KEYS["missing_penalty"]
     disable_vds: bool = False
     disable_ppl: bool = False
     disable_sc: bool = False
