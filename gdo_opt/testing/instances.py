@@ -212,3 +212,132 @@ def random_small_instance(seed: int, n: int | None = None) -> Description:
 def random_small_problem(seed: int, n: int | None = None) -> SelectionProblem:
     """``random_small_instance(seed, n).problem()``."""
     return random_small_instance(seed, n).problem()
+
+
+# --------------------------------------------------------------------------- the hard family
+
+
+@dataclass
+class HardInstance:
+    """The hard family (issue 15): knapsack + covering rows, tight quotas, many capped videos,
+    overlapping dedup, three shares. ``description`` is what the oracle reads at tiny N."""
+
+    problem: SelectionProblem
+    description: Description
+    n: int
+    k: int
+    seed: int
+    tokens: np.ndarray  # float64 (N,), the knapsack row's weights
+    gpu_s: np.ndarray  # float64 (N,), the covering row's weights
+    stratum: np.ndarray  # int64 (N,)
+    video: np.ndarray  # int64 (N,), -1 for images
+    dedup: np.ndarray  # int64 (N,), -1 outside dedup groups
+
+
+def hard_description(
+    n: int,
+    seed: int = 0,
+    k: int | None = None,
+    n_strata: int | None = None,
+    n_videos: int | None = None,
+    video_frac: float = 0.6,
+    caps: tuple[int, int] = (2, 8),
+    dedup_frac: float = 0.10,
+    token_tightness: float = 0.85,
+    gpu_tightness: float = 0.97,
+) -> tuple[Description, dict]:
+    """The hard family as a ``Description`` plus its per-candidate fields, vectorized and seeded.
+
+    Why it is hard where ``make_instance`` is not: scores grow with tokens, so a token budget at
+    ``token_tightness`` × the tokens of the score-top-K binds (a knapsack row with heterogeneous
+    weights makes the LP fractional); GPU-seconds grow with video length, so a covering floor at
+    ``gpu_tightness`` × the score-top-K's GPU-seconds pulls the other way; strata quotas
+    [⌊0.8c⌋, ⌈1.2c⌉] around the proportional share c are tight; ~0.15·N videos with caps in
+    ``caps``; dedup groups of 2-5 over ``dedup_frac`` of the pool, drawn across videos; three
+    shares (video, temporal within video, multi-turn) tilted so that they bind. Defaults: K = N/50,
+    N/50 strata (1M → K = 20k, 20k strata, 150k videos).
+    """
+    rng = np.random.default_rng(seed)
+    k = max(1, n // 50) if k is None else int(k)
+    n_strata = max(1, n // 50) if n_strata is None else int(n_strata)
+    n_videos = max(1, int(round(0.15 * n))) if n_videos is None else int(n_videos)
+
+    is_video = rng.random(n) < video_frac
+    nv = int(is_video.sum())
+    video = np.full(n, -1, dtype=np.int64)
+    video[is_video] = rng.integers(0, n_videos, size=nv)
+    vid = video[is_video]
+    duration = rng.lognormal(np.log(60.0), 0.8, n_videos)  # seconds per video
+    video_temporal = rng.random(n_videos) < 0.4
+    is_temporal = np.zeros(n, dtype=bool)
+    is_temporal[is_video] = np.where(rng.random(nv) < 0.8, video_temporal[vid], rng.random(nv) < 0.4)
+    multi_turn = rng.random(n) < 0.3
+    stratum = _sample(rng, rng.lognormal(0.0, 0.5, n_strata), n)
+
+    # tokens: text + visual (image tiles, or frames by duration); GPU-seconds follow video length
+    tokens = rng.lognormal(np.log(150.0), 0.8, n)
+    tokens[~is_video] += 576.0 * rng.integers(1, 5, size=n - nv)
+    frames = np.minimum(32.0, np.ceil(duration[vid] / 4.0))
+    tokens[is_video] += 64.0 * frames * rng.uniform(0.5, 1.5, nv)
+    tokens = np.round(tokens)
+    gpu_s = np.round(0.002 * tokens * rng.lognormal(0.0, 0.3, n), 4)
+    gpu_s[is_video] += np.round(0.05 * duration[vid] * rng.lognormal(0.0, 0.3, nv), 4)
+
+    log_t = np.log(tokens)
+    scores = (
+        0.8 * (log_t - log_t.mean()) / log_t.std()
+        + rng.normal(0.0, 1.0, n)
+        + 0.3 * rng.normal(0.0, 1.0, n_strata)[stratum]
+        + 0.2 * is_video + 0.3 * is_temporal + 0.4 * multi_turn
+    )
+    scores[is_video] += 1.2 * rng.normal(0.0, 1.0, n_videos)[vid]  # good videos fill their caps
+
+    dedup = np.full(n, -1, dtype=np.int64)
+    m = int(dedup_frac * n)
+    if m >= 2:
+        members = rng.choice(n, size=m, replace=False)
+        group_of = np.repeat(np.arange(m // 2 + 1), rng.integers(2, 6, size=m // 2 + 1))[:m]
+        dedup[members] = group_of
+        dedup[members[np.bincount(group_of)[group_of] < 2]] = -1
+        scores[members] += 0.8 * rng.normal(0.0, 1.0, m // 2 + 1)[group_of]  # near-duplicates score alike
+    scores = np.round(scores, 6)
+
+    top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    sizes = np.bincount(stratum, minlength=n_strata)
+    c = k * sizes / n
+    present = np.flatnonzero(sizes > 0)
+    present_videos = np.unique(vid)
+    cap = rng.integers(caps[0], caps[1] + 1, size=n_videos)
+    d = Description(scores, k)
+    d.add("group", "stratum", labels=stratum,
+          lo=dict(zip(present.tolist(), np.floor(0.8 * c[present]).tolist())),
+          hi=dict(zip(present.tolist(), np.ceil(1.2 * c[present]).tolist())))
+    d.add("cap", "per_video", labels=video, at_most=dict(zip(present_videos.tolist(), cap[present_videos].tolist())))
+    if (dedup >= 0).any():
+        d.add("exclusive", "dedup", labels=dedup)
+    d.add("linear", "token_budget", coef=tokens, hi=float(np.floor(token_tightness * tokens[top].sum())))
+    d.add("linear", "gpu_floor", coef=gpu_s, lo=float(np.round(gpu_tightness * gpu_s[top].sum(), 4)))
+    d.add("share", "video_share", mask=is_video, lo=0.45, hi=0.60)
+    if is_video.any():
+        d.add("share", "temporal_in_video", mask=is_temporal & is_video, lo=0.30, of=is_video)
+    d.add("share", "multi_turn", mask=multi_turn, hi=0.25)
+    fields = dict(tokens=tokens, gpu_s=gpu_s, stratum=stratum, video=video, dedup=dedup)
+    return d, fields
+
+
+def make_hard_instance(n: int, seed: int = 0, k: int | None = None, **kw) -> HardInstance:
+    """The hard family built as a ``SelectionProblem`` through the public API (see
+    ``hard_description``); 1M candidates → K = 20k."""
+    d, fields = hard_description(n, seed=seed, k=k, **kw)
+    return HardInstance(d.problem(), d, n, int(d.budget), seed, **fields)
+
+
+def hard_small_instance(seed: int, n: int | None = None) -> Description:
+    """The hard family at oracle size (N = 14-18): same rows, scaled so that each can bind
+    (K ≈ N/3, 3 strata, caps 1-3, dedup over 30%). It may be infeasible."""
+    rng = np.random.default_rng(10_000 + seed)
+    n = int(n or rng.integers(14, 19))
+    d, _ = hard_description(n, seed=seed, k=max(2, n // 3), n_strata=3, n_videos=max(2, n // 5),
+                            caps=(1, 3), dedup_frac=0.3,
+                            token_tightness=0.9, gpu_tightness=0.8)
+    return d

@@ -26,7 +26,7 @@ from gdo_opt.solvers import (
 )
 
 from gdo_opt.errors import FrozenProblemError, SolverOptionError
-from gdo_opt.testing.instances import make_instance, random_small_instance
+from gdo_opt.testing.instances import hard_small_instance, make_instance, random_small_instance
 from gdo_opt.testing.oracle import Description, brute_force, is_feasible
 
 BUILTIN = ["auto", "highs", "cpsat", "greedy", "cvxpy"]
@@ -74,10 +74,14 @@ def fractional_instance(seed: int) -> Description:
     return d
 
 
-INSTANCES = [("small", s) for s in range(12)] + [("fractional", s) for s in range(4)]
+# "hard": the hard family (knapsack + covering rows, tight quotas, caps, dedup, shares) at N = 14-18
+INSTANCES = ([("small", s) for s in range(12)] + [("fractional", s) for s in range(4)]
+             + [("hard", s) for s in range(10)])
 
 
 def describe(kind: str, seed: int) -> Description:
+    if kind == "hard":
+        return hard_small_instance(seed)
     return random_small_instance(300 + seed, n=10) if kind == "small" else fractional_instance(seed)
 
 
