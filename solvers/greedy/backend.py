@@ -1,15 +1,20 @@
-"""The greedy backend: fill + repair, a certified LP bound, an LP-guided second pass.
+"""The greedy backend: priced order, fill, repair, a certified Lagrangian bound.
 
-1. Score order (stable, ties by index) with every upper bound checked and floors protected by
-   reservation, in vectorized blocks (``fill.py``).
-2. Repair: every still-violated row is fixed by swaps, in batches kept only when no row gets
-   worse (``repair.py``).
-3. If rows stay violated, HiGHS decides within the time left (``fallback=False``: no subset); the
-   answer is never an infeasible set marked feasible, and its status follows the gap it reaches.
-The bound is the LP relaxation (core + pricing for big pools, ``solvers/pricing.py``);
-``bound=False`` skips it. With the bound comes a second pass in reduced-cost order
-(``guided=False`` turns it off); the better pass is returned. ``auto`` reuses ``run_greedy`` and
-``guided_pass``.
+1. Prices for the knapsack / covering / share rows by bisection on a subsample
+   (``lagrange.Lagrangian.fit_rows``): the order is the reduced cost c − Aᵀy, so a token budget
+   that binds shapes the order from the start. Without such rows the order is the score order.
+2. Fill in that order with every upper bound checked and floors reserved (``fill.py``).
+3. Repair: swaps (``repair.py``, a time slice); if rows are left, a MIP on a neighbourhood of the
+   filled subset (``neighborhood.py``: rows that pull against each other are fixed together).
+4. Bound (``bound=True``): Lagrangian with the budget and the main quota family kept exact
+   (``lagrange.py``), multipliers from an elastic LP on a small core (``core_lp.py``) and a few
+   subgradient steps. Valid for any multipliers, so no LP has to finish for it; its cost is a
+   small LP, never the whole-pool LP.
+5. ``guided=True`` (default below ``GUIDED_MAX_N``): the greedy again in the bound's reduced-cost
+   order; the better subset is returned.
+
+Every phase reads one deadline; the status follows the certified gap (``selection/solve.py``).
+``auto`` reuses ``run_greedy`` and ``guided_pass``.
 """
 
 from __future__ import annotations
@@ -20,38 +25,79 @@ from dataclasses import dataclass
 import numpy as np
 from gdo_opt.solvers.base import BaseBackend, RawResult, SolveOptions, Status
 
+from .lagrange import Lagrangian
+from .neighborhood import WHOLE_POOL_N, improve_by_mip, repair_by_mip, violated_rows
 from .repair import Greedy
+
+GUIDED_MAX_N = 300_000  # the second, LP-guided pass runs by default up to this pool size
+SWAP_REPAIR_S = 2.0  # time slice of the swap repair before the neighbourhood MIP takes over
+SWAP_MAX_N = 200_000  # above this, swaps only for starved floors (priced rows go to the MIP)
+POLISH_STEPS = 30  # subgradient steps after the core LP's multipliers (a third above GUIDED_MAX_N)
 
 
 @dataclass
 class GreedyOptions(SolveOptions):
-    bound: bool = True  # certify the answer with the LP bound (core + pricing)
-    guided: bool = True  # second pass in LP reduced-cost order (needs the bound)
-    fallback: bool = True  # repair failed: ask HiGHS for a feasible set (False: report no subset)
+    bound: bool = True  # certify the answer with a Lagrangian bound (core LP multipliers)
+    guided: bool | None = None  # second pass in reduced-cost order (None: below GUIDED_MAX_N)
+    fallback: bool = True  # repair by neighbourhood MIPs when swaps leave rows violated (False: no subset)
 
 
-def run_greedy(problem, form=None, order=None, deadline=None) -> tuple[np.ndarray, list[str], dict]:
-    """Phase 1 + repair; returns (indices, names of rows still violated, timings). With a
-    ``deadline`` (perf_counter time) both phases stop there (``info["stopped"]``)."""
+def priced_order(problem, lag: Lagrangian | None = None, deadline=None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, reduced costs) with the generic rows priced (score order when there are none)."""
+    lag = lag or Lagrangian(problem)
+    lag.fit_rows(deadline=deadline)
+    d = lag.reduced()
+    return np.lexsort((-problem.scores, -d)), d
+
+
+def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fallback: bool = True,
+               threads=None) -> tuple[np.ndarray, list[str], dict]:
+    """Fill + repair; returns (indices, names of rows still violated, timings). ``order``: the
+    order to fill in (default: the priced order); ``priority``: what the neighbourhood MIP
+    ranks by (default: the order's ranks). With a ``deadline`` every phase stops there."""
     form = form or problem.standard_form()
     start = time.perf_counter()
+    if order is None:
+        order, priority = priced_order(problem, deadline=deadline)
+    if priority is None:
+        priority = np.empty(problem.n)
+        priority[order] = -np.arange(problem.n, dtype=np.float64)
+    price_s = time.perf_counter() - start
     g = Greedy(problem, order=order, deadline=deadline)
     g.fill()
-    fill_s = time.perf_counter() - start
-    left = g.repair(form)
-    info = dict(fill_seconds=fill_s, repair_seconds=time.perf_counter() - start - fill_s,
-                skipped_rows=g.skipped_rows, stopped=g.stopped)
-    return np.flatnonzero(g.x), left, info
+    fill_s = time.perf_counter() - start - price_s
+    info = dict(price_seconds=price_s, fill_seconds=fill_s, skipped_rows=g.skipped_rows)
+    bad = violated_rows(form, g.x)
+    x = g.x
+    generic = [r for r in bad if form.row_family[r] >= 0 and not problem.families[form.row_family[r]].counted]
+    if bad.size and (not generic or problem.n <= SWAP_MAX_N):
+        # swaps first (cheap on floors; one pass over a priced row is slow at 1M, hence the size
+        # limit); if they fail, the MIP starts from the fill, which the swaps may have made worse
+        x_fill = g.x.copy()
+        slice_end = time.perf_counter() + SWAP_REPAIR_S
+        g.deadline = slice_end if deadline is None else min(deadline, slice_end)
+        g.repair(form)
+        bad = violated_rows(form, g.x)
+        x = x_fill if bad.size else g.x
+        if bad.size:
+            bad = violated_rows(form, x)
+    info["repair_seconds"] = time.perf_counter() - start - price_s - fill_s
+    if bad.size and fallback and not (deadline is not None and time.perf_counter() >= deadline):
+        t = time.perf_counter()
+        x, mip_info = repair_by_mip(form, x, priority, deadline, threads=threads)
+        info.update(mip_info, mip_seconds=time.perf_counter() - t)
+        bad = violated_rows(form, x)
+    info["stopped"] = bool(deadline is not None and time.perf_counter() >= deadline)
+    return np.flatnonzero(x), [problem.row_name(int(r)) for r in bad], info
 
 
 def guided_pass(problem, form, result, deadline=None) -> tuple[np.ndarray, list[str]]:
-    """The greedy again, in LP order: reduced cost d = c − Aᵀy first (items the LP takes whole
-    have d ≥ 0, items it leaves have d ≤ 0), then the LP value, then the score. The LP is almost
-    integral, so this pass lands next to the optimum at the cost of one more greedy run."""
+    """The greedy again in LP order (``result``: a pricing.PricingResult): reduced cost first,
+    then the LP value, then the score."""
     x_lp = np.zeros(problem.n)
     x_lp[result.core] = result.x_core
     order = np.lexsort((-problem.scores, -np.round(x_lp, 9), -np.round(result.reduced, 9)))
-    idx, left, _ = run_greedy(problem, form, order=order, deadline=deadline)
+    idx, left, _ = run_greedy(problem, form, order=order, deadline=deadline, priority=result.reduced)
     return idx, left
 
 
@@ -60,62 +106,89 @@ class GreedyBackend(BaseBackend):
     Options = GreedyOptions
 
     def solve(self, problem, options: GreedyOptions) -> RawResult:
-        from gdo_opt.solvers import pricing
-
         start = time.perf_counter()
         form = problem.standard_form()
-        indices, left, info = run_greedy(problem, form, deadline=options.deadline)
+        lag = Lagrangian(problem)
+        order, d = priced_order(problem, lag, deadline=options.deadline)
+        indices, left, info = run_greedy(problem, form, order, options.deadline, priority=d,
+                                         fallback=options.fallback, threads=options.threads)
         seconds = time.perf_counter() - start
         notes = [f"greedy {indices.size} items in {seconds:.2f}s"]
+        if info.get("mip_tries"):
+            notes.append("repaired by neighbourhood MIP (" + ", ".join(
+                f"{t['free']} free: {t['status']}" for t in info["mip_tries"]) + ")")
         options.report("greedy", items=int(indices.size), objective=problem.objective(indices),
                        rows_left=len(left), seconds=seconds)
-        if left and info["stopped"]:
-            return RawResult(Status.TIME_LIMIT, None, message="; ".join(
-                [*notes, f"stopped at the time limit with {len(left)} row(s) still violated"]), info=info)
         if left:
-            shown = ", ".join(left[:5]) + (f" (+{len(left) - 5} more)" if len(left) > 5 else "")
-            notes.append(f"repair left {len(left)} row(s) violated ({shown})")
-            if not options.fallback:
-                return RawResult(Status.ERROR, None, message="; ".join([*notes, "fallback=False"]), info=info)
-            notes.append("asking HiGHS")
-            raw = _highs_fallback(problem, options)
-            raw.message = "; ".join([*notes, raw.message])
-            raw.info.update(info, fallback="highs")
-            return raw
-        bound = float("nan")
-        # cut short with every row holding: a valid subset, reported as stopped at the limit
+            return self._no_subset(problem, lag, left, info, notes, options)
         status = Status.TIME_LIMIT if info["stopped"] else Status.FEASIBLE
-        if options.bound:
-            result = pricing.lp_bound(problem, extra=indices, deadline=options.deadline, threads=options.threads,
-                                      on_round=options.progress)
-            info["bound_iterations"] = result.iterations
-            if result.status == "optimal":
-                bound = result.bound
-                options.report("lp bound", bound=bound, core=int(result.core.size), rounds=len(result.iterations))
-                notes.append(f"LP bound {bound:.6g} (core {result.core.size}, {len(result.iterations)} "
-                             f"pricing round(s))")
-                if options.guided:
-                    t = time.perf_counter()
-                    g_idx, g_left = guided_pass(problem, form, result, deadline=options.deadline)
-                    value = problem.objective(g_idx)
-                    options.report("guided pass", objective=value, seconds=time.perf_counter() - t)
-                    notes.append(f"LP-guided pass {value:.6g} in {time.perf_counter() - t:.2f}s")
-                    info["guided_objective"] = value
-                    if not g_left and value > problem.objective(indices):
-                        indices = g_idx
-            else:
-                notes.append(f"no LP bound ({result.status}: {result.message})")
-                if options.expired():
-                    status = Status.TIME_LIMIT
-        else:
+        bound = float("nan")
+        if options.bound and not options.expired():
+            bound, indices = self._certify(problem, form, lag, indices, info, notes, options)
+        elif not options.bound:
             notes.append("bound skipped (bound=False)")
+        if options.expired():
+            status = Status.TIME_LIMIT
         return RawResult(status, indices, bound, "; ".join(notes), info)
 
+    def _certify(self, problem, form, lag, indices, info, notes, options):
+        """Lagrangian bound from core-LP multipliers (+ subgradient polish); the guided pass."""
+        from .core_lp import core_columns, core_duals
 
-def _highs_fallback(problem, options: GreedyOptions) -> RawResult:
-    from gdo_opt.solvers.highs import HighsBackend, HighsOptions
+        t = time.perf_counter()
+        value = problem.objective(indices)
+        _, inner, d = lag.evaluate()
+        lag.run(1)  # records the fitted multipliers' bound as the first candidate
+        core = core_columns(problem, d, inner, extra=indices, top_factor=1.5, floor_factor=1.0, floor_extra=1)
+        status, rows, duals = core_duals(form, core, options.remaining(), options.threads)
+        if duals is not None:
+            lag.set_from_duals(form, duals, rows)
+            lag.scale = 0.05  # start near the LP's multipliers: small steps
+        steps = POLISH_STEPS if problem.n <= GUIDED_MAX_N else POLISH_STEPS // 3
+        lag.run(steps, target=value, deadline=options.deadline)
+        result = lag.result()
+        info.update(bound_seconds=time.perf_counter() - t, bound_core=int(core.size), core_lp=status,
+                    lagrange_iterations=result.iterations)
+        options.report("bound", bound=result.bound, core=int(core.size), seconds=time.perf_counter() - t)
+        notes.append(f"Lagrangian bound {result.bound:.10g} (core LP {core.size} columns: {status}; "
+                     f"{result.iterations} multiplier steps) in {time.perf_counter() - t:.2f}s")
+        guided = options.guided if options.guided is not None else problem.n <= GUIDED_MAX_N
+        if guided and not options.expired():
+            t = time.perf_counter()
+            order = np.lexsort((-problem.scores, -result.reduced))
+            g_idx, g_left, _ = run_greedy(problem, form, order, options.deadline, priority=result.reduced,
+                                          fallback=options.fallback, threads=options.threads)
+            g_value = problem.objective(g_idx)
+            info["guided_objective"] = g_value
+            options.report("guided pass", objective=g_value, seconds=time.perf_counter() - t)
+            notes.append(f"guided pass {g_value:.10g} in {time.perf_counter() - t:.2f}s")
+            if not g_left and g_value > value:
+                indices = g_idx
+            if not options.expired():  # local search around the better subset, by reduced cost
+                t = time.perf_counter()
+                x = np.zeros(problem.n, dtype=bool)
+                x[indices] = True
+                size = min(problem.n, problem.budget_hi // 2 + 500)
+                x, more = improve_by_mip(form, x, result.reduced, options.deadline, size, options.mip_gap,
+                                         options.threads)
+                info.update(more)
+                better = problem.objective(np.flatnonzero(x))
+                notes.append(f"neighbourhood MIP {better:.10g} in {time.perf_counter() - t:.2f}s")
+                indices = np.flatnonzero(x)
+        return result.bound, indices
 
-    opts = HighsOptions(time_limit=options.time_limit, mip_gap=max(options.mip_gap, 1e-2), seed=options.seed,
-                        threads=options.threads, verbose=options.verbose)
-    opts.deadline = options.deadline
-    return HighsBackend().solve(problem, opts)
+    def _no_subset(self, problem, lag, left, info, notes, options) -> RawResult:
+        shown = ", ".join(left[:5]) + (f" (+{len(left) - 5} more)" if len(left) > 5 else "")
+        notes.append(f"repair left {len(left)} row(s) violated ({shown})")
+        if info["stopped"]:
+            return RawResult(Status.TIME_LIMIT, None, message="; ".join(notes), info=info)
+        if lag.inner_max(lag.reduced()) is None:  # the budget and one quota family alone fail
+            return RawResult(Status.INFEASIBLE, None, message="; ".join(notes), info=info)
+        tries = info.get("mip_tries", [])
+        if tries and tries[-1]["status"] == "infeasible" and tries[-1]["free"] >= problem.n:
+            return RawResult(Status.INFEASIBLE, None, message="; ".join(notes), info=info)
+        if not options.fallback:
+            notes.append("fallback=False")
+        elif problem.n > WHOLE_POOL_N:
+            notes.append("no neighbourhood held a feasible subset (this does not prove infeasibility)")
+        return RawResult(Status.ERROR, None, message="; ".join(notes), info=info)

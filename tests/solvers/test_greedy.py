@@ -123,3 +123,85 @@ def test_deterministic():
     a = inst.problem.solve("greedy", bound=False)
     b = make_instance(5_000, seed=7, preset="temp_plus").problem.solve("greedy", bound=False)
     assert np.array_equal(a.indices, b.indices)
+
+
+# ----------------------------------------------------------------------------- the hard family
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_hard_small_feasible_iff_feasible_and_status_follows_the_gap(seed):
+    from gdo_opt.testing.instances import hard_small_instance
+
+    desc = hard_small_instance(seed)
+    optimum, _ = brute_force(desc)
+    sel = desc.problem().solve("greedy", mip_gap=1e-4)
+    if optimum is None:
+        assert sel.status == "infeasible", sel.message
+        return
+    assert sel.status in ("feasible", "optimal"), sel.message
+    assert desc.problem().check(sel.indices) == []
+    assert sel.bound >= optimum - 1e-7 and sel.objective <= optimum + 1e-9
+    assert (sel.status == "optimal") == (sel.gap <= 1e-4 or sel.bound - sel.objective <= 1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lagrangian_bound_is_valid_for_any_multipliers(seed):
+    """Weak duality, checked against the brute force: random sign-correct multipliers never give
+    a bound below the optimum (on the hard family and on the generic small instances)."""
+    from gdo_opt.solvers.greedy.lagrange import Lagrangian, _signed
+
+    from gdo_opt.testing.instances import hard_small_instance
+
+    desc = hard_small_instance(seed) if seed % 2 else random_small_instance(seed, n=12)
+    optimum, _ = brute_force(desc)
+    if optimum is None:
+        return
+    lag = Lagrangian(desc.problem())
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        for g in lag.groups:
+            g.y = _signed(rng.normal(0, 2, g.y.size), g.has_hi, g.has_lo)
+        lag.w_y = _signed(rng.normal(0, 2, lag.w_y.size), np.isfinite(lag.w_hi), np.isfinite(lag.w_lo))
+        value, _, _ = lag.evaluate()
+        assert value >= optimum - 1e-9
+    lag.fit_rows()
+    lag.run(30, target=optimum)
+    assert optimum - 1e-9 <= lag.result().bound
+
+
+def test_inner_maximum_on_the_top_equals_the_full_one():
+    from gdo_opt.solvers.greedy.lagrange import Lagrangian
+
+    from gdo_opt.testing.instances import make_hard_instance
+
+    lag = Lagrangian(make_hard_instance(20_000, seed=2).problem)
+    lag.fit_rows()
+    d = lag.reduced()
+    fast = lag.inner_max(d)
+    full = lag._inner_on(d, np.arange(lag.n))[0]
+    assert np.isclose(d[fast].sum(), d[full].sum(), rtol=0, atol=1e-9)
+
+
+def test_hard_family_is_repaired_and_certified():
+    from gdo_opt.testing.instances import make_hard_instance
+
+    inst = make_hard_instance(20_000, seed=1)
+    sel = inst.problem.solve("greedy")
+    assert sel.status in ("feasible", "optimal"), sel.message
+    assert inst.problem.check(sel.indices) == [] and sel.indices.size == inst.k
+    assert np.isfinite(sel.bound) and sel.gap < 1e-2, sel.message
+    plain = inst.problem.solve("greedy", bound=False)
+    assert plain.status == "feasible" and inst.problem.check(plain.indices) == []
+
+
+@pytest.mark.parametrize("limit", [1e-3, 0.05, 0.5])
+def test_tiny_time_limits_give_a_checked_subset_or_a_clear_status(limit):
+    from gdo_opt.testing.instances import make_hard_instance
+
+    inst = make_hard_instance(20_000, seed=3)
+    sel = inst.problem.solve("greedy", time_limit=limit)
+    assert sel.status in ("optimal", "feasible", "time_limit"), sel.message
+    if sel.indices.size:
+        assert inst.problem.check(sel.indices) == []
+    if sel.status == "time_limit":
+        assert "time limit" in sel.message
