@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gdo_opt.memory import prefer_returning_allocator
+
+    prefer_returning_allocator()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("GDO_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]

@@ -127,3 +127,24 @@ def check_unique(table: pa.Table, column: str, file: str) -> None:
         counts = pc.value_counts(col)
         dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
         raise GdoError(f"{file}: column {column}: value {dup!r} appears more than once")
+
+
+def text_column(series, keep_chunks: bool = False) -> pa.Array | pa.ChunkedArray:
+    """A pandas column as one Arrow string array: zero copy for ``pd.ArrowDtype`` columns (the CLI's
+    frame), one conversion for object columns; None / NaN become empty strings. ``keep_chunks``
+    returns a ChunkedArray as it is (no concatenated copy) for callers that work chunk by chunk."""
+    import pandas as pd
+
+    if not isinstance(series, (pa.Array, pa.ChunkedArray, pd.Series)):
+        series = pd.Series(np.asarray(series, dtype=object))
+    if isinstance(series, (pa.Array, pa.ChunkedArray)):
+        arr = series
+    elif isinstance(series.dtype, pd.ArrowDtype):
+        arr = pa.array(series.array)  # ArrowExtensionArray.__arrow_array__: the buffers, no copy
+    else:
+        arr = pa.array(series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object), pa.string())
+    if isinstance(arr, pa.ChunkedArray) and not keep_chunks:
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return pc.fill_null(arr, "")

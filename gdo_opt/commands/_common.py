@@ -102,6 +102,9 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
 def load_inputs(args: argparse.Namespace):
     """The candidate table and aligned metrics, from --candidates or on-the-fly ingest."""
     from gdo_opt.goal.metrics import load_metrics, no_metrics
+    from gdo_opt.memory import return_freed_memory
+
+    return_freed_memory()
 
     if args.candidates and (args.onevision or args.video):
         raise GdoError("give either --candidates or --onevision/--video, not both")
@@ -112,7 +115,7 @@ def load_inputs(args: argparse.Namespace):
     elif args.onevision or args.video:
         from gdo_opt.ingest.pool import ingest
 
-        frame = ingest(onevision=args.onevision, video=args.video, progress=False).to_pandas()
+        frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean=True).to_pandas(arrow_backed=True)
     else:
         raise GdoError("no pool: pass --candidates DIR/candidates.parquet or --onevision/--video FILE")
     non_finite = getattr(args, "non_finite", "missing")

@@ -26,6 +26,7 @@ from gdo_opt.goal.preset import DESCRIPTORS
 GDO_COLUMNS = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score", "ppl", "amm", "tnc_score",
                "self_consistency", "cluster_score", "cluster_hardness", "cluster_id", "cluster_dist")
 NESTED = "data_quality_metrics"
+METRICS_BLOCK = 1 << 24  # bytes of metrics JSONL parsed at a time
 
 
 @dataclass
@@ -76,9 +77,7 @@ def read_metrics_table(path: str | Path, non_finite: str = "missing",
             table = pq.read_table(path)
             kind = "descriptors"
         elif suffix in (".jsonl", ".json", ".ndjson"):
-            import pyarrow.json as pj
-
-            table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24))
+            table = _read_jsonl(path)
             kind = "gdo-jsonl"
         else:
             raise GdoError(f"{path}: unknown metrics format {suffix!r} (expected .parquet or .jsonl)")
@@ -107,12 +106,34 @@ def read_metrics_table(path: str | Path, non_finite: str = "missing",
     table, found = check_table(table, spec, str(path), non_finite=non_finite)
     if notes is not None:
         notes.extend(found)
-    frame = table.to_pandas()
+    from gdo_opt.ingest.pool import arrow_frame
+
+    frame = arrow_frame(table)  # qa_uid stays in Arrow buffers: no per-row Python strings
     if len(pc.unique(table["qa_uid"])) != table.num_rows:  # C++ hash: ~10x faster than pandas here
         duplicated = frame["qa_uid"].duplicated()
         first = frame.loc[duplicated.to_numpy(), "qa_uid"].iloc[0]
         raise GdoError(f"{path}: key qa_uid = {first!r}: appears more than once")
     return frame, kind
+
+
+def _read_jsonl(path: Path):
+    """The metrics JSONL, reduced at once to what ``align_metrics`` reads (qa_uid and the numeric
+    descriptor columns; other keys stay as empty null columns so they are still listed as ignored).
+    One whole read: Arrow's block-streaming reader fixes column types from the first block and
+    fails on the published files, whose counters are integers in some rows and floats in others."""
+    import pyarrow.json as pj
+
+    return _slim(_lift_nested(pj.read_json(path, read_options=pj.ReadOptions(block_size=METRICS_BLOCK))))
+
+
+def _slim(table):
+    import pyarrow as pa
+
+    keep = {"qa_uid", *DESCRIPTORS, *GDO_COLUMNS}
+    for i, name in enumerate(table.column_names):
+        if name not in keep and not name.startswith("z_"):
+            table = table.set_column(i, name, pa.nulls(table.num_rows))
+    return table
 
 
 def _lift_nested(table):
@@ -149,12 +170,17 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
 
     Metrics whose qa_uids match no candidate are an error ("no qa_uid matches"), not an empty column.
     """
-    index = pd.Index(frame["qa_uid"].to_numpy())
-    position = index.get_indexer(pd.Index(np.asarray(qa_uid, dtype=object)))
+    import pyarrow.compute as pc
+
+    from gdo_opt.schema import text_column
+
+    index, wanted = text_column(frame["qa_uid"]), text_column(qa_uid)
+    # Arrow's hash join: the file row of each candidate (-1: none); metrics qa_uids are unique
+    position = pc.fill_null(pc.index_in(wanted, value_set=index), -1).to_numpy(zero_copy_only=False)
     hit = position >= 0
-    if len(qa_uid) and len(index) and not hit.any():
-        raise GdoError(f"{path}: no qa_uid matches the candidate table (metrics e.g. {index[0]!r}, candidates "
-                       f"e.g. {np.asarray(qa_uid, dtype=object)[0]!r}); were they computed for this pool?")
+    if len(wanted) and len(index) and not hit.any():
+        raise GdoError(f"{path}: no qa_uid matches the candidate table (metrics e.g. {index[0].as_py()!r}, "
+                       f"candidates e.g. {wanted[0].as_py()!r}); were they computed for this pool?")
     values: dict[str, np.ndarray] = {}
     file_columns: dict[str, np.ndarray] = {}
     ignored = []

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gdo_opt.goal.paper import SCORE_KEYS
+from gdo_opt.schema import text_column
 
 VIDEO, IMAGE = "short_video", "image_qa"
 FIELDS = ("bucket", "duration_bucket", "temporal_category", "question_form", "q_len_bucket", "a_len_bucket",
@@ -34,23 +35,48 @@ A_EDGES, A_LABELS = [2, 8, 24, 64], ["a_tiny", "a_short", "a_medium", "a_long", 
 D_EDGES, D_LABELS = [1, 8, 24, 64, 160], ["image", "very_short", "short", "medium", "long", "very_long"]
 
 
-def normalize_text(text) -> pa.Array:
-    """The builder's ``" ".join(str(x).strip().split())`` for a whole column (Unicode whitespace runs
-    -> one space; Arrow's split keeps one empty piece per leading / trailing run, trimmed after)."""
+NORMALIZE_ROWS = 1 << 15
+
+
+def _slices(text):
+    """A text column as row slices of at most NORMALIZE_ROWS (no copy of the whole column)."""
     arr = pc.fill_null(pa.array(np.asarray(text, dtype=object), pa.string()) if not isinstance(
         text, (pa.Array, pa.ChunkedArray)) else text, "")
+    for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
+        for a in range(0, len(chunk), NORMALIZE_ROWS):
+            yield chunk.slice(a, NORMALIZE_ROWS)
+
+
+def _joined(pieces: list, like: pa.DataType = pa.string()) -> pa.Array:
+    pieces = [p for p in pieces if len(p)]
+    return pa.concat_arrays(pieces) if pieces else pa.array([], like)
+
+
+def _normalize(arr: pa.Array) -> pa.Array:
     return pc.utf8_trim(pc.binary_join(pc.utf8_split_whitespace(arr), " "), " ")
+
+
+def normalize_text(text) -> pa.Array:
+    """The builder's ``" ".join(str(x).strip().split())`` for a whole column (Unicode whitespace runs
+    -> one space; Arrow's split keeps one empty piece per leading / trailing run, trimmed after).
+    Runs in row slices: the split holds one string per word (~3x the text), so one pass over a
+    1M-row column would need ~1 GB for a moment; slices keep that to a few MB."""
+    return _joined([_normalize(piece) for piece in _slices(text)])
+
+
+def _strip_media_slice(piece: pa.Array) -> pa.Array:
+    arr = _normalize(piece)
+    tagged = pc.match_substring_regex(arr, _MEDIA)
+    if pc.any(tagged).as_py():
+        fixed = _normalize(pc.replace_substring_regex(arr.filter(tagged), _MEDIA, " "))
+        arr = pc.replace_with_mask(arr, tagged, fixed)
+    return arr
 
 
 def strip_media(text) -> pa.Array:
     """``strip_media_tokens``: media placeholders become spaces, then whitespace is normalized
-    (the regex runs only on the rows that still hold a placeholder)."""
-    arr = normalize_text(text)
-    tagged = pc.match_substring_regex(arr, _MEDIA)
-    if pc.any(tagged).as_py():
-        fixed = normalize_text(pc.replace_substring_regex(arr.filter(tagged), _MEDIA, " "))
-        arr = pc.replace_with_mask(arr, tagged, fixed)
-    return arr
+    (the regex runs only on the rows that still hold a placeholder; in row slices, as above)."""
+    return _joined([_strip_media_slice(piece) for piece in _slices(text)])
 
 
 def source_group(raw: str) -> str:
@@ -62,6 +88,11 @@ def source_group(raw: str) -> str:
         return s.split("(", 1)[0].strip() or "unknown"
     parts = s.split("_")
     return "_".join(parts[:4]) if len(parts) >= 4 else s
+
+
+def _dict_codes(arr: pa.Array) -> np.ndarray:
+    """int64 codes of equal strings, in order of first appearance (Arrow's dictionary encoding)."""
+    return pc.dictionary_encode(arr).indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _first_codes(values) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +107,30 @@ _LOWER = np.arange(256, dtype=np.uint64)
 _LOWER[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")] = list(b"abcdefghijklmnopqrstuvwxyz")
 
 
-def _token_stats(text: pa.Array, distinct: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def _token_stats(text: pa.Array, distinct: bool = False, chunk_bytes: int = 1 << 20
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``_token_stats_block`` over slices of about ``chunk_bytes`` of text: the per-byte work arrays
+    (~40 bytes per text byte) stay a few hundred MB at most, whatever the pool size."""
+    text = pc.fill_null(text, "")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    n = len(text)
+    lengths = pc.binary_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
+    ends = np.cumsum(lengths)
+    cuts = [0]
+    while cuts[-1] < n:  # each slice ends where the running byte count passes the next chunk_bytes
+        base = ends[cuts[-1] - 1] if cuts[-1] else 0
+        cuts.append(max(cuts[-1] + 1, int(np.searchsorted(ends, base + chunk_bytes, side="right"))))
+    counts, distincts = [], []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        c, d = _token_stats_block(text.slice(a, b - a), distinct)
+        counts.append(c)
+        distincts.append(d)
+    count = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    return count, (np.concatenate(distincts) if counts else np.zeros(0, np.int64)) if distinct else None
+
+
+def _token_stats_block(text: pa.Array, distinct: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Token count per row (``WORD_RE`` runs) and, with ``distinct``, the distinct-token count, computed
     on the UTF-8 buffer with numpy: a token is identified by a 64-bit polynomial hash of its lower-cased
     bytes (prefix sums times inverse powers, wrapping arithmetic), so no per-token strings are built."""
@@ -102,13 +156,26 @@ def _token_stats(text: pa.Array, distinct: bool = False) -> tuple[np.ndarray, np
     base = np.uint64(0x100000001B3)
     inv = np.uint64(pow(0x100000001B3, -1, 1 << 64))
     with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(data.size, base, dtype=np.uint64))  # base^(j+1)
-        inv_powers = np.cumprod(np.full(data.size + 1, inv, dtype=np.uint64))  # inv^(j+1)
+        powers = _powers(base, data.size)  # base^(j+1)
+        inv_powers = _powers(inv, data.size + 1)  # inv^(j+1)
         prefix = np.r_[np.uint64(0), np.cumsum(_LOWER[data] * powers, dtype=np.uint64)]
         token = (prefix[ends] - prefix[starts]) * inv_powers[starts]  # Σ b_j base^(j - start + 1)
         key = token ^ (row_of.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
     first = ~pd.Series(key).duplicated().to_numpy()
     return count, np.bincount(row_of[first], minlength=n)
+
+
+def _powers(base: np.uint64, n: int, block: int = 4096) -> np.ndarray:
+    """base^(j+1) mod 2^64 for j < n as an outer product of two short cumulative products (one long
+    ``np.cumprod`` over uint64 runs ~100 ns per element; this is a multiply per element)."""
+    with np.errstate(over="ignore"):
+        low = np.cumprod(np.full(block, base, dtype=np.uint64))  # base^1 .. base^block
+        steps = max(1, -(-n // block))
+        high = np.empty(steps, dtype=np.uint64)  # base^(block i)
+        high[0] = 1
+        if steps > 1:
+            high[1:] = np.cumprod(np.full(steps - 1, low[-1], dtype=np.uint64))
+        return (high[:, None] * low[None, :]).ravel()[:n]
 
 
 @dataclass
@@ -121,11 +188,11 @@ class PublishedPool:
     video: np.ndarray  # bool: bucket == short_video
     text_key: np.ndarray  # int64: same code = same normalized (question, answer) -> dedup
     video_uid: np.ndarray  # int64 code, -1 for image rows / rows without a video id
-    raw_source: np.ndarray  # object
+    source_code: np.ndarray  # int64 code of the normalized raw source, first-appearance order
     q_tokens: np.ndarray
     a_tokens: np.ndarray
     a_distinct: np.ndarray
-    qa_uid: np.ndarray  # object (tie-breaks, reports)
+    qa_uid: pa.Array  # string (the Uni-kx order is keyed on it)
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -147,19 +214,67 @@ class PublishedPool:
         return np.bincount(self.stratum, minlength=self.stratum_labels.size)
 
 
+TEXT_FEATURES = ("pub_q_tokens", "pub_a_tokens", "pub_a_distinct", "pub_mcq", "pub_temporal", "pub_text_h1",
+                 "pub_text_h2")
+_HASH_KEYS = ("gdo-opt-text-k1!", "gdo-opt-text-k2!")  # two SipHash keys: a 128-bit text identity
+
+
+def text_features(question, answer) -> dict[str, np.ndarray]:
+    """Everything the builder reads from a row's text, per row: token counts (question, answer),
+    distinct answer tokens, the MCQ / temporal cues and a 128-bit identity of the normalized
+    (question, answer) pair for exact-text dedup (two independent 64-bit SipHashes; a false match
+    among 10M distinct texts has probability ~1e-25). A lean ingest computes these per block in its
+    workers, so the pool's text never has to be held in memory."""
+    from gdo_opt.ingest.text import mix_hashes
+
+    q = strip_media(question)
+    a = normalize_text(answer)
+    out = {"pub_q_tokens": _token_stats(q)[0].astype(np.int32)}
+    a_tokens, a_distinct = _token_stats(a, distinct=True)
+    out["pub_a_tokens"], out["pub_a_distinct"] = a_tokens.astype(np.int32), a_distinct.astype(np.int32)
+    out["pub_mcq"] = pc.match_substring_regex(q, _MCQ).to_numpy(zero_copy_only=False)
+    out["pub_temporal"] = pc.match_substring_regex(q, _TEMPORAL).to_numpy(zero_copy_only=False)
+    for name, key in zip(("pub_text_h1", "pub_text_h2"), _HASH_KEYS):
+        parts = []
+        for start in range(0, len(q), NORMALIZE_ROWS):  # Python strings for a slice at a time
+            qs = q.slice(start, NORMALIZE_ROWS).to_numpy(zero_copy_only=False)
+            as_ = a.slice(start, NORMALIZE_ROWS).to_numpy(zero_copy_only=False)
+            parts.append(mix_hashes(pd.util.hash_array(qs, hash_key=key, categorize=False),
+                                    pd.util.hash_array(as_, hash_key=key, categorize=False)))
+        out[name] = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    return out
+
+
+def _first_appearance_codes(*keys: np.ndarray) -> np.ndarray:
+    """int64 code per row of equal key tuples, numbered in order of first appearance."""
+    if not keys[0].size:
+        return np.zeros(0, np.int64)
+    _, first, inverse = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()]
+
+
 def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPool:
-    """The builder's fields from a candidate table (columns question, answer, bucket, n_frames,
-    source, video_uid, qa_uid). Frames are counted after resampling to ``target_frames``."""
-    question = strip_media(frame["question"].astype(str).to_numpy(dtype=object))
-    answer = normalize_text(frame["answer"].astype(str).to_numpy(dtype=object))
-    video = (frame["bucket"].astype(str) == VIDEO).to_numpy()
+    """The builder's fields from a candidate table (columns bucket, n_frames, source, video_uid,
+    qa_uid, and question / answer or their ``text_features`` columns from a lean ingest). Frames are
+    counted after resampling to ``target_frames``."""
+    if all(name in frame.columns for name in TEXT_FEATURES):
+        feats = {name: frame[name].to_numpy() for name in TEXT_FEATURES}
+    else:
+        feats = text_features(text_column(frame["question"], keep_chunks=True),
+                              text_column(frame["answer"], keep_chunks=True))
+    video = pc.equal(text_column(frame["bucket"]), VIDEO).to_numpy(zero_copy_only=False)
     n_frames = np.minimum(pd.to_numeric(frame["n_frames"], errors="coerce").fillna(0).to_numpy(), target_frames)
-    q_tokens = _token_stats(question)[0].astype(np.int64)
-    a_tokens, a_distinct = _token_stats(answer, distinct=True)
-    mcq = pc.match_substring_regex(question, _MCQ).to_numpy(zero_copy_only=False)
-    temporal = pc.match_substring_regex(question, _TEMPORAL).to_numpy(zero_copy_only=False)
-    raw_source = normalize_text(frame["source"].astype(str).to_numpy(dtype=object)).to_numpy(zero_copy_only=False)
-    src_codes, src_uniques = pd.factorize(raw_source)
+    q_tokens = feats["pub_q_tokens"].astype(np.int64)
+    a_tokens, a_distinct = feats["pub_a_tokens"].astype(np.int64), feats["pub_a_distinct"].astype(np.int64)
+    mcq, temporal = feats["pub_mcq"].astype(bool), feats["pub_temporal"].astype(bool)
+    # sources: normalize each distinct value once; codes follow first appearance of the normalized text
+    enc = pc.dictionary_encode(text_column(frame["source"]))
+    dict_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    norm_codes, src_uniques = pd.factorize(normalize_text(enc.dictionary).to_numpy(zero_copy_only=False))
+    src_codes, first_norm = pd.factorize(norm_codes[dict_codes])
+    src_uniques = np.asarray(src_uniques, dtype=object)[first_norm]
     groups = np.asarray([source_group(s) for s in src_uniques], dtype=object)[src_codes]  # per distinct source
     # each field as (codes, labels); object columns are a take of the labels, no per-row strings
     dur = np.where(video, np.searchsorted(np.asarray(D_EDGES), n_frames, side="left"), 0)
@@ -191,15 +306,12 @@ def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPoo
     labels = parts[-1].astype(object)
     for part in reversed(parts[:-1]):
         labels = labels + "|" + part
-    qc, _ = pd.factorize(question.to_numpy(zero_copy_only=False))
-    ac, au = pd.factorize(answer.to_numpy(zero_copy_only=False))
-    text_key, _ = pd.factorize(qc.astype(np.int64) * max(len(au), 1) + ac)
-    uid = frame["video_uid"].fillna("").astype(str).to_numpy(dtype=object)
-    vcodes, _ = pd.factorize(uid)
-    vcodes = np.where(video & (uid != ""), vcodes, -1).astype(np.int64)
-    return PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, raw_source,
-                         q_tokens, a_tokens.astype(np.int64), a_distinct.astype(np.int64),
-                         frame["qa_uid"].astype(str).to_numpy(dtype=object))
+    text_key = _first_appearance_codes(feats["pub_text_h1"], feats["pub_text_h2"])
+    uid = pc.fill_null(text_column(frame["video_uid"]), "")
+    vcodes = _dict_codes(uid)
+    vcodes = np.where(video & pc.not_equal(uid, "").to_numpy(zero_copy_only=False), vcodes, -1).astype(np.int64)
+    return PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, src_codes.astype(np.int64),
+                         q_tokens, a_tokens, a_distinct, text_column(frame["qa_uid"]))
 
 
 # ------------------------------------------------------------------------------------------ ρ
@@ -303,8 +415,8 @@ def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitche
         p = np.array([max(prof[name].get(str(u), 1e-9), 1e-9) for u in uniques])
         logs.append(np.log(p)[codes])
     align = sum(logs) / len(logs)
-    codes, uniques = pd.factorize(pool.raw_source)
-    counts = np.bincount(codes, minlength=len(uniques))
+    codes = pool.source_code
+    counts = np.bincount(codes, minlength=int(codes.max(initial=-1)) + 1)
     spr = np.log((pool.n + 1.0) / (counts[codes] + 1.0))
     ppl = 0.0 if sw.disable_ppl else qlty
     tb = np.where(pool.fields["temporal_category"] == "Temporal", 1.0, 0.2)

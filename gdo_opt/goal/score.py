@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.metrics import Metrics
@@ -60,6 +59,8 @@ def rank_normalize(values: np.ndarray, clip: float) -> tuple[np.ndarray, dict]:
     ok = np.isfinite(values)
     n = int(ok.sum())
     if n:
+        from scipy.stats import rankdata  # lazy: scipy.stats costs ~2 s of start-up
+
         out[ok] = (rankdata(values[ok], method="average") - 0.5) / n * 2.0 - 1.0
     return out, {"median": None, "scale": None}
 

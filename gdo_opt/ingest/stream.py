@@ -41,11 +41,28 @@ def _jsonl_job(buf: bytes, first_line: int, kind: str, file: str, opts: IngestOp
     file (``spill``) that the parent memory-maps: no pickling of large tables."""
     block = parse_jsonl_block(buf, first_line, file, use_threads=use_threads)
     table = process_block(block, kind, file, opts)
+    if opts.lean:
+        table = lean_table(table)
     if spill is None:
         return table, block.skips, len(buf)
     with pa.OSFile(spill, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     return spill, block.skips, len(buf)
+
+
+LEAN_DROPPED = ("media", "question", "answer")
+
+
+def lean_table(table: pa.Table) -> pa.Table:
+    """A block's rows without their text and media (``select`` re-reads them for the exported rows
+    only, ``gdo_opt.ingest.reload``), with the per-row text features the paper goals need instead."""
+    from gdo_opt.goal.published import text_features
+
+    feats = text_features(table.column("question"), table.column("answer"))
+    table = table.drop_columns(list(LEAN_DROPPED))
+    for name, values in feats.items():
+        table = table.append_column(name, pa.array(values))
+    return table
 
 
 def _blocks(path: Path, file: str, kind: str, opts: IngestOptions, pool: ProcessPoolExecutor | None,
@@ -54,6 +71,8 @@ def _blocks(path: Path, file: str, kind: str, opts: IngestOptions, pool: Process
     from gdo_opt.ingest.hf import is_hf_source, iter_hf_blocks
 
     if is_hf_source(file):  # Parquet (embedded bytes or paths), save_to_disk folders, fsspec URLs
+        if opts.lean:
+            raise ParameterError("lean", "re-reading rows needs JSONL inputs", file)
         for block in iter_hf_blocks(file, file, opts.media_dir, opts.media_root):
             yield process_block(block, kind, file, opts), block.skips, block.n_bytes
         return

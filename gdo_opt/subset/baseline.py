@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gdo_opt.goal.hygiene import hygiene_keep
 
@@ -48,7 +49,11 @@ def published_uniform(pool, size: int, cap: int, seed: int, oversample: float = 
     """
     n = pool.n
     key = f"{int(seed) % 10**16:016d}"
-    order = np.lexsort((np.arange(n), pd.util.hash_array(np.asarray(pool.qa_uid, dtype=object), hash_key=key)))
+    uids = pool.qa_uid if isinstance(pool.qa_uid, pa.Array) else pa.array(np.asarray(pool.qa_uid, dtype=object))
+    step = 1 << 16  # Python strings for one slice at a time
+    hashed = [pd.util.hash_array(uids.slice(a, step).to_numpy(zero_copy_only=False), hash_key=key)
+              for a in range(0, n, step)]
+    order = np.lexsort((np.arange(n), np.concatenate(hashed) if hashed else np.zeros(0, np.uint64)))
     reservoir = order[: min(n, max(size, int(np.ceil(size * max(1.0, oversample)))))]
     vid = pool.video_uid[reservoir]
     taken = np.zeros(reservoir.size, dtype=bool)

@@ -42,8 +42,36 @@ def _json_numbers(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _media_lists(media) -> list[list[str]]:
-    return [[str(m) for m in (item if item is not None else [])] for item in media]
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json's encoder escapes with ensure_ascii=False
+
+
+def _media_json(media) -> tuple[np.ndarray, np.ndarray]:
+    """(JSON list text, path count) per row, as ``json.dumps(paths, ensure_ascii=False,
+    separators=(",", ":"))`` writes them, built with Arrow kernels: at 1M pairs the exports hold
+    millions of frame paths, and only paths with a quote, backslash or control character (rare)
+    go through Python's encoder."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(getattr(media, "dtype", None), pd.ArrowDtype):
+        arr = pa.array(media.array)
+    else:
+        arr = pa.array([[str(m) for m in (item if item is not None else [])] for item in media], pa.list_(pa.string()))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.fill_null(arr, pa.scalar([], arr.type))
+    counts = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.cast(pc.list_flatten(arr), pa.string())
+    quoted = pc.binary_join_element_wise('"', flat, '"', "")
+    odd = pc.match_substring_regex(flat, _NEEDS_ESCAPE)
+    if pc.any(odd).as_py():
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        fixed = pa.array([dumps(v) for v in flat.filter(odd).to_pylist()], pa.string())
+        quoted = pc.replace_with_mask(quoted, odd, fixed)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), quoted)
+    text = pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
+    return text.to_numpy(zero_copy_only=False).astype(object), counts
 
 
 def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
@@ -54,9 +82,8 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
     n = len(frame)
     if n == 0:
         return np.zeros(0, dtype=object)
-    media = _media_lists(frame["media"].to_numpy())
+    media_json, counts = _media_json(frame["media"])
     kind = frame["media_kind"].astype(str).to_numpy()
-    counts = np.fromiter((len(m) for m in media), dtype=np.int64, count=n)
     as_video = (kind == "video") | ((kind == "frames") & (frames_as == "video"))
     bad = (counts == 0) & (kind != "text")
     if bad.any():
@@ -70,7 +97,6 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
         tags = np.where(counts > 0, tags + "\n", tags)
     user = _json_strings(tags + frame["question"].astype(str).to_numpy(dtype=object))
     assistant = _json_strings(frame["answer"].astype(str).to_numpy())
-    media_json = np.array([json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in media], dtype=object)
     frames_video = (kind == "frames") & as_video
     media_json[frames_video] = "[" + media_json[frames_video] + "]"  # one video = the frame list
     media_key = np.where(as_video, '"videos":', '"images":').astype(object)
@@ -99,18 +125,58 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
 def write_sft(path: str | Path, frame: pd.DataFrame, indices: np.ndarray, rho: np.ndarray,
               descriptors: dict[str, np.ndarray], frames_as: str = "images") -> int:
     """Write the rows ``indices`` of ``frame`` atomically, sorted by qa_uid; returns the row count."""
-    indices = np.asarray(indices, dtype=np.int64)
-    uids = frame["qa_uid"].to_numpy()[indices].astype(str)
-    order = indices[np.argsort(uids, kind="stable")]
-    sub = frame.iloc[order]
-    lines = sft_lines(sub, rho[order], {k: v[order] for k, v in descriptors.items()}, frames_as)
-    with atomic_open(path, "w") as handle:
-        for start in range(0, lines.size, 65536):
-            chunk = lines[start:start + 65536]
-            if chunk.size:
-                handle.write("\n".join(chunk.tolist()))
-                handle.write("\n")
-    return int(lines.size)
+    return write_sft_sets({path: indices}, frame, rho, descriptors, frames_as)[Path(path)]
+
+
+EXPORT_COLUMNS = ("qa_uid", "video_uid", "question", "answer", "media", "media_kind", "source", "stratum")
+EXPORT_BATCH = 8192  # rows turned into JSON at a time: the export's memory does not grow with K
+
+
+def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
+                   frames_as: str = "images", batches=None) -> dict:
+    """Write several subsets of ``frame`` (``{path: row indices}``) in ``write_sft``'s format, in a
+    memory that does not grow with their size: each exported row is turned into its JSON line once,
+    batch by batch, and spooled to a temporary file beside the outputs; each output is then copied
+    from the spool in its own qa_uid order. ``batches`` (for a lean frame) yields ``(rows, frame of
+    those rows)`` with the columns the frame lacks; by default batches are slices of ``frame``.
+    Returns {path: row count}."""
+    import mmap
+    import tempfile
+
+    from gdo_opt.schema import text_column
+
+    outputs = {Path(p): np.asarray(r, dtype=np.int64) for p, r in outputs.items()}
+    union = np.unique(np.concatenate(list(outputs.values()))) if outputs else np.zeros(0, np.int64)
+    if batches is None:
+        batches = ((union[a:a + EXPORT_BATCH], frame.iloc[union[a:a + EXPORT_BATCH]])
+                   for a in range(0, union.size, EXPORT_BATCH))
+    start = np.full(union.size, -1, dtype=np.int64)
+    length = np.zeros(union.size, dtype=np.int64)
+    folder = next(iter(outputs)).parent if outputs else Path(".")
+    with tempfile.TemporaryFile(dir=folder, prefix=".gdo-export-") as spool:
+        offset = 0
+        for rows, sub in batches:
+            at = np.searchsorted(union, rows)
+            lines = sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()}, frames_as)
+            data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
+            sizes = np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
+            start[at] = offset + np.cumsum(sizes) - sizes
+            length[at] = sizes
+            spool.write(b"".join(data))
+            offset += int(sizes.sum())
+        if (start < 0).any():
+            raise GdoError(f"export: {int((start < 0).sum())} selected rows could not be rebuilt")
+        spool.flush()
+        uids = text_column(frame["qa_uid"])
+        counts = {}
+        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) if offset else memoryview(b"") as view:
+            for path, rows in outputs.items():
+                keys = uids.take(rows).to_numpy(zero_copy_only=False).astype(str) if rows.size else np.zeros(0, str)
+                at = np.searchsorted(union, rows[np.argsort(keys, kind="stable")])
+                with atomic_open(path, "wb") as handle:
+                    handle.writelines(view[s:s + n] for s, n in zip(start[at].tolist(), length[at].tolist()))
+                counts[path] = int(rows.size)
+    return counts
 
 
 def check_sft_row(row: dict) -> list[str]:

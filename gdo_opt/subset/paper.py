@@ -198,7 +198,10 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
         "hard_constraints": {**ps.info, "bucket_quotas": ps.bucket_quotas},
         "solve": {"solver": sel.solver, "requested": config.solver, "status": sel.status,
                   "objective": _r(sel.objective), "bound": _r(sel.bound), "gap": _r(sel.gap),
-                  "mip_gap": config.mip_gap, "seed": config.seed, "stages": sol.stages,
+                  "mip_gap": config.mip_gap, "seed": config.seed,
+                  # no wall-clock numbers in report.json (same inputs + seed -> same bytes); stage seconds
+                  # go to timings.json
+                  "stages": [{k: v for k, v in stage.items() if k != "seconds"} for stage in sol.stages],
                   "relaxed_hard_constraints": sol.relaxed, "on_infeasible": config.on_infeasible,
                   "attempts": sol.attempts,
                   "quota_mode": params.quota_mode, "quota_penalty": params.quota_penalty,
@@ -226,6 +229,8 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
               file=sys.stderr)
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
+    for i, stage in enumerate(sol.stages):
+        timing[f"stage_{i}_{stage.get('stage', 'solve')}_s"] = float(stage["seconds"])
     return SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gdo_opt.atomic import write_json
 from gdo_opt.errors import GdoError, ParameterError
@@ -23,7 +24,7 @@ from gdo_opt.goal.metrics import Metrics
 from gdo_opt.goal.preset import Preset
 from gdo_opt.goal.score import compute_score
 from gdo_opt.subset.baseline import uniform_baseline
-from gdo_opt.subset.export import FRAMES_AS, write_sft
+from gdo_opt.subset.export import FRAMES_AS, write_sft_sets
 from gdo_opt.subset.missing import missing_summary
 from gdo_opt.subset.report import (
     clean_constraint_rows,
@@ -270,11 +271,13 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
 
     out = Path(out_dir)
     t0 = time.perf_counter()
+    outputs = {"gdo_1x.jsonl": result.indices}
+    if result.baseline is not None:
+        outputs[result.report["outputs"]["baseline"]] = result.baseline
     with publish_set(out, owned=_select_output) as stage:
-        write_sft(stage / "gdo_1x.jsonl", frame, result.indices, result.rho, metrics.values, result.config.frames_as)
-        if result.baseline is not None:
-            name = result.report["outputs"]["baseline"]
-            write_sft(stage / name, frame, result.baseline, result.rho, metrics.values, result.config.frames_as)
+        union = np.unique(np.concatenate(list(outputs.values())))
+        write_sft_sets({stage / name: rows for name, rows in outputs.items()}, frame, result.rho, metrics.values,
+                       result.config.frames_as, batches=export_batches(frame, union))
         result.timing["export_s"] = time.perf_counter() - t0
         if result.config.parquet:
             from gdo_opt.subset.export_parquet import jsonl_to_parquet
@@ -296,6 +299,32 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
     if console is not False:
         print_summary(result.report, console)
     return out
+
+
+def export_batches(frame: pd.DataFrame, rows: np.ndarray):
+    """(rows, frame of those rows) in batches for ``write_sft_sets``; a lean ingest's frame (no
+    ``media`` / ``question`` / ``answer``) gets them back from the input files, a file block at a time."""
+    from gdo_opt.ingest.stream import LEAN_DROPPED
+    from gdo_opt.subset.export import EXPORT_BATCH, EXPORT_COLUMNS
+
+    if all(c in frame.columns for c in LEAN_DROPPED):
+        for a in range(0, rows.size, EXPORT_BATCH):
+            yield rows[a:a + EXPORT_BATCH], frame.iloc[rows[a:a + EXPORT_BATCH]]
+        return
+    kept = [c for c in EXPORT_COLUMNS if c in frame.columns]  # take only what a line prints
+    lean = frame.attrs.get("gdo_lean")
+    if lean is None:
+        raise GdoError("candidates: no media column to export (and no source files to re-read it from)")
+    from gdo_opt.ingest.reload import iter_reloaded
+    from gdo_opt.schema import text_column
+
+    files = text_column(frame["file"]).take(pa.array(rows)).to_numpy(zero_copy_only=False)
+    uids = text_column(frame["qa_uid"]).take(pa.array(rows))
+    for at, table in iter_reloaded(files, frame["line"].to_numpy()[rows], uids, lean):
+        sub = frame[kept].iloc[rows[at]].reset_index(drop=True)
+        for name in LEAN_DROPPED:
+            sub[name] = pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)), index=sub.index)
+        yield rows[at], sub
 
 
 def _select_output(name: str) -> bool:

@@ -205,10 +205,11 @@ def test_score_matches_the_published_formula_with_fallbacks(switches):
         return None if not np.isfinite(v) else max(-4.0, min(4.0, (v - stats[c][0]) / stats[c][1]))
 
     prof = {f: pd.Series(pool.fields[f]).value_counts(normalize=True) for f in pool.fields}
-    src = pd.Series(pool.raw_source).value_counts()
+    raw_source = [" ".join(str(x).strip().split()) for x in frame["source"]]  # the builder's normalization
+    src = pd.Series(raw_source).value_counts()
     for i, uid in enumerate(frame["qa_uid"]):
         align = np.mean([math.log(prof[f][pool.fields[f][i]]) for f in list(pool.fields)[1:]])
-        spr = math.log((len(frame) + 1) / (src[pool.raw_source[i]] + 1))
+        spr = math.log((len(frame) + 1) / (src[raw_source[i]] + 1))
         zs = tuple(z(c, uid) for c in ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score"))
         ref = _reference_score(pool.q_tokens[i], pool.a_tokens[i], pool.a_distinct[i], align, spr,
                                bool(pool.video[i]), pool.fields["temporal_category"][i] == "Temporal", zs,
@@ -229,3 +230,18 @@ def test_token_counts_match_word_re_on_lower_cased_text():
     count, distinct = _token_stats(pa.array(texts), distinct=True)
     assert count.tolist() == [len(word.findall(t.lower())) for t in texts]
     assert distinct.tolist() == [len(set(word.findall(t.lower()))) for t in texts]
+    for chunk in (1, 5, 64):  # the pool is hashed in byte-bounded slices: any slicing gives the same counts
+        c, d = _token_stats(pa.array(texts * 3), distinct=True, chunk_bytes=chunk)
+        assert c.tolist() == count.tolist() * 3 and d.tolist() == distinct.tolist() * 3
+
+
+def test_powers_equal_the_long_cumulative_product():
+    import numpy as np
+
+    from gdo_opt.goal.published import _powers
+
+    base = np.uint64(0x100000001B3)
+    for n in (0, 1, 5, 4096, 4097, 10_001):
+        with np.errstate(over="ignore"):
+            expected = np.cumprod(np.full(n, base, dtype=np.uint64))
+        assert np.array_equal(_powers(base, n, block=64 if n > 100 else 4096), expected)

@@ -78,3 +78,20 @@ def test_row_without_media_is_an_error(tmp_path):
     with pytest.raises(GdoError, match="qa_uid = 'ov::a::t1': no media paths"):
         write_sft(tmp_path / "x.jsonl", frame, np.arange(4), np.zeros(4), {})
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_media_json_equals_json_dumps_for_any_path():
+    import json
+
+    import pyarrow as pa
+
+    from gdo_opt.subset.export import _media_json
+
+    lists = [["a/b.jpg", "c d/é.png"], [], None, ['q"uote.jpg', "back\\slash", "tab\there", "nl\nx", "\x01ctl"],
+             ["/abs/ü/日本.jpg"]]
+    expected = [json.dumps(m or [], ensure_ascii=False, separators=(",", ":")) for m in lists]
+    for series in (pd.Series(lists, dtype=object),
+                   pd.Series(pd.arrays.ArrowExtensionArray(pa.array(lists, pa.large_list(pa.string()))))):
+        text, counts = _media_json(series)
+        assert text.tolist() == expected
+        assert counts.tolist() == [len(m or []) for m in lists]

@@ -1,0 +1,93 @@
+"""Columns a lean ingest left out, rebuilt for a few rows by re-reading their source lines.
+
+``select`` on raw JSONL keeps no ``media`` lists, questions or answers in memory (at 1M pairs with
+32 frames each the paths alone are ~0.5 GB, and only the exported K + 10K rows need them). Each candidate remembers its file
+and line; ``reload_rows`` streams each file once, keeps only the lines asked for, and runs them
+through the same block pipeline as ingest (``process_block``), so the rows are byte-identical to
+what a full ingest would have produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gdo_opt.errors import GdoError
+from gdo_opt.ingest.schema import IngestOptions
+
+
+@dataclass
+class LeanSource:
+    """What a lean ingest needs to rebuild its rows: the options and each file's kind."""
+
+    options: IngestOptions
+    kinds: dict[str, str] = field(default_factory=dict)  # file (as given) -> onevision | video | pool
+
+
+def _line_starts(buf: bytes) -> np.ndarray:
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    return np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
+
+
+def _pick_lines(path: Path, wanted: np.ndarray):
+    """Yield (bytes of the wanted lines, their 1-based line numbers), one piece per file block."""
+    from gdo_opt.ingest.read import iter_jsonl_blocks
+
+    for buf, first_line in iter_jsonl_blocks(path):
+        starts = _line_starts(buf)
+        n_lines = starts.size - 1 if buf.endswith(b"\n") else starts.size
+        lo, hi = np.searchsorted(wanted, [first_line, first_line + n_lines])
+        if hi <= lo:
+            continue
+        local = wanted[lo:hi] - first_line
+        ends = np.append(starts[1:], len(buf))
+        pieces = [buf[s:e] if buf[e - 1:e] == b"\n" else buf[s:e] + b"\n" for s, e in zip(starts[local], ends[local])]
+        yield b"".join(pieces), wanted[lo:hi]
+
+
+def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource):
+    """Full candidate rows for the given (file, line, qa_uid) triples, a file block at a time:
+    yields (positions into the given arrays, the rows at those positions)."""
+    from gdo_opt.ingest.block import process_block
+    from gdo_opt.ingest.read import parse_jsonl_block
+
+    files = np.asarray(files, dtype=object)
+    lines = np.asarray(lines, dtype=np.int64)
+    found = 0
+    for file in sorted(set(files.tolist())):
+        kind = source.kinds.get(file)
+        if kind is None:
+            raise GdoError(f"{file}: not an input of this ingest, cannot re-read its rows")
+        mine = np.flatnonzero(files == file)
+        wanted = np.unique(lines[mine])
+        for buf, numbers in _pick_lines(Path(file), wanted):
+            block = parse_jsonl_block(buf, 1, file, use_threads=False)
+            rows = block.rows
+            if rows.num_rows != numbers.size:
+                raise GdoError(f"{file}: changed since ingest (line {int(numbers[0])} onwards no longer parses the same)")
+            line_type = rows.schema.field("line").type
+            block.rows = rows.set_column(rows.schema.get_field_index("line"), "line", pa.array(numbers, line_type))
+            table = process_block(block, kind, file, source.options)
+            here = mine[np.isin(lines[mine], numbers)]
+            position = pc.index_in(qa_uid.take(pa.array(here)), value_set=table.column("qa_uid"))
+            if position.null_count:
+                missing = qa_uid.take(pa.array(here)).filter(pc.is_null(position))[0].as_py()
+                raise GdoError(f"re-reading the exported rows: qa_uid {missing!r} is no longer in {file} "
+                               "(the file changed since ingest)")
+            found += here.size
+            yield here, table.take(position)
+    if found != len(files):
+        raise GdoError(f"re-reading the exported rows found {found} of {len(files)}: were the input files changed?")
+
+
+def reload_rows(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource) -> pa.Table:
+    """Full candidate rows for the given (file, line, qa_uid) triples, in that order."""
+    parts = list(iter_reloaded(files, lines, qa_uid, source))
+    if not parts:
+        raise GdoError("re-reading the exported rows found none of them: were the input files changed?")
+    order = np.argsort(np.concatenate([p for p, _ in parts]), kind="stable")
+    return pa.concat_tables([t for _, t in parts]).take(pa.array(order))
