@@ -2,7 +2,7 @@
 
 Arrow's default allocator (mimalloc) and glibc's malloc both keep freed pages for reuse; after the
 metrics parse and the text passes that left `select` ~120 MB above what it holds at 200k pairs.
-jemalloc with a decay time of 0 returns them at once (measured in docs/performance.md). The
+jemalloc with a decay time of 0 returns them at once (measured in docs/ingest.md, "Lean ingest"). The
 environment variable must be set before pyarrow is first imported; a user's own
 ``ARROW_DEFAULT_MEMORY_POOL`` wins.
 """
