@@ -87,7 +87,7 @@ def solve_neighbourhood(form, x: np.ndarray, free: np.ndarray, time_limit: float
     return status.value, out
 
 
-def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | None, mip_gap: float = 1e-2,
+def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | None, mip_gap: float = 2e-3,
                   threads=None, tries: int = 3) -> tuple[np.ndarray, dict]:
     """Fix every violated row of ``x`` with neighbourhood MIPs (≤ ``tries`` growing neighbourhoods,
     within ``deadline``); returns (x, info). The returned x may still violate rows if none worked."""
@@ -98,8 +98,8 @@ def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | N
     n = x.size
     deficit = int(abs(form.row_lo[0] - x.sum())) if x.sum() < form.row_lo[0] else 0
     # a few thousand, more with the violation and the budget (a covering row short by 15% at K = 20k
-    # needed ~20k free columns at 1M; 5k were infeasible)
-    size = min(n, 2 * int(bad.size) + 4 * deficit + max(2_000, int(form.row_hi[0]) // 8))
+    # needed ~24k free columns at 1M; 6k were infeasible)
+    size = min(n, 2 * int(bad.size) + 4 * deficit + max(2_000, int(form.row_hi[0]) // 2))
     for attempt in range(tries):
         last = attempt == tries - 1 or size >= n
         if last and n <= WHOLE_POOL_N:
