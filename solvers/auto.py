@@ -3,14 +3,15 @@
 Small models (standard-form nnz ≤ ``direct_max_nnz``, 250k by default: about 40k candidates of a
 GDO-shaped pool, solved by plain HiGHS in seconds) go straight to HiGHS. Larger ones:
 
-1. greedy (fast, feasible) — its selection seeds the core;
-2. core LP + pricing over the whole pool (``solvers/pricing.py``) — a bound L valid for the pool;
-3. the greedy again in LP order (reduced costs): if it is within ``mip_gap`` of L, done;
-   otherwise HiGHS MIP on the core columns, warm-started with it (reduced-cost fixing drops core
-   columns that cannot reach its value: L + d_j < incumbent);
-4. the pool bound is max(core MIP bound, L + max_{j outside} d_j), at most L: a selection using an
-   outside column j is worth ≤ L + d_j. If the gap is still above ``mip_gap``, every column with
-   d_j ≥ −(L − obj) joins and the MIP runs once more (then the core MIP bound is the pool's);
+1. core LP + pricing over the whole pool (``solvers/pricing.py``): a bound L valid for the pool
+   after every round (the smallest L(y) seen), converged when no outside column prices positive;
+   it may use at most ``PRICING_SHARE`` of a time limit, then stops with its valid bound;
+2. the greedy in LP order (reduced costs), else in score order: if it is within ``mip_gap`` of L,
+   done; otherwise HiGHS MIP on the core columns, warm-started with it (reduced-cost fixing drops
+   core columns that cannot reach its value: L + d_j < incumbent);
+3. the pool bound is max(core MIP bound, L + max_{j outside} d_j), at most L: a selection using an
+   outside column j is worth ≤ L + d_j (valid for any signed duals). If the gap is still above
+   ``mip_gap``, every column with d_j ≥ −(L − obj) joins and the MIP runs once more;
    if the MIP fails, the greedy answer with its certified gap.
 
 Every decision, each pricing round and the timings go into ``sel.message`` / ``sel.info``.
@@ -27,6 +28,7 @@ from gdo_opt.solvers.base import BaseBackend, RawResult, Status, relative_gap
 from gdo_opt.solvers.highs import HighsOptions
 
 DIRECT_MAX_NNZ = 250_000
+PRICING_SHARE = 0.5  # of the time limit, at most, for the pricing loop
 
 
 @dataclass
@@ -35,7 +37,8 @@ class AutoOptions(HighsOptions):
     direct_max_nnz: int = DIRECT_MAX_NNZ  # standard-form nnz up to which plain HiGHS runs
     core_top_factor: float = 1.2  # initial core: the top factor·K candidates by score ...
     core_floor_factor: float = 1.5  # ... and the top ⌈factor·lo⌉ + 5 of every floored group
-    lp_method: str = "choose"  # HiGHS LP method in pricing: "choose", "simplex", "ipm"
+    lp_method: str = "choose"  # first pricing LP: "choose", "simplex", "ipm", "ipm-nocrossover"
+    add_cap: int = 0  # columns added per pricing round (0: max(2000, core/10))
 
 
 class AutoBackend(BaseBackend):
@@ -46,10 +49,10 @@ class AutoBackend(BaseBackend):
     def solve(self, problem, options: AutoOptions) -> RawResult:
         from gdo_opt.solvers.highs import HighsBackend
 
-        if options.lp_method not in ("choose", "simplex", "ipm"):
+        if options.lp_method not in ("choose", "simplex", "ipm", "ipm-nocrossover"):
             from gdo_opt.errors import SolverOptionError
 
-            raise SolverOptionError("lp_method", "must be 'choose', 'simplex' or 'ipm'", options.lp_method)
+            raise SolverOptionError("lp_method", "must be 'choose', 'simplex', 'ipm' or 'ipm-nocrossover'", options.lp_method)
         nnz = int(problem.standard_form().A.nnz)
         if not options.force_core and nnz <= options.direct_max_nnz:
             raw = HighsBackend().solve(problem, options)
@@ -61,7 +64,7 @@ class AutoBackend(BaseBackend):
 
 
 def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
-    """Greedy → core LP + pricing → MIP on the core (see the module docstring)."""
+    """Core LP + pricing → LP-guided greedy → MIP on the core (see the module docstring)."""
     from gdo_opt.solvers import greedy, pricing
 
     def progress(event: dict) -> None:
@@ -71,26 +74,20 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     t0 = time.perf_counter()
     notes = [f"auto: core + pricing ({why})"]
     timings: dict[str, float] = {}
+    limit = options.remaining()
+    # phase budget: pricing may use half of the limit; what it leaves goes to greedy and the MIP
+    pricing_deadline = None if limit is None else t0 + PRICING_SHARE * limit
 
-    g_idx, g_left, _ = greedy.run_greedy(problem, deadline=options.deadline)
-    g_ok = not g_left
-    g_obj = problem.objective(g_idx) if g_ok else -math.inf
-    timings["greedy"] = time.perf_counter() - t0
-    progress(dict(event="greedy", objective=g_obj, seconds=timings["greedy"], feasible=g_ok))
-    notes.append(
-        f"greedy {g_obj:.6g} in {timings['greedy']:.2f}s" if g_ok
-        else f"greedy repair left {len(g_left)} row(s) violated; not used as seed"
-    )
-
-    t = time.perf_counter()
     pricer = pricing.Pricer(problem)
-    core = pricing.initial_core(
-        problem, extra=g_idx if g_ok else None,
-        top_factor=float(options.core_top_factor), floor_factor=float(options.core_floor_factor),
-    )
-    result = pricing.price(problem, core, pricer=pricer, deadline=options.deadline, threads=options.threads,
-                           method=options.lp_method, on_round=progress)
-    timings["pricing"] = time.perf_counter() - t
+    core = pricing.initial_core(problem, top_factor=float(options.core_top_factor),
+                                floor_factor=float(options.core_floor_factor), form=pricer.form)
+    def on_round(it: dict) -> None:
+        progress(dict(event="pricing", round=it["round"], core=it["core"], rows=it["rows"], lp=it["lp"],
+                      bound=it["best_bound"], positive=it["positive"], added=it["added"]))
+
+    result = pricing.price(problem, core, pricer=pricer, deadline=pricing_deadline, threads=options.threads,
+                           method=options.lp_method, on_round=on_round, add_cap=options.add_cap or None)
+    timings["pricing"] = time.perf_counter() - t0
     rounds = "; ".join(
         f"round {it['round']}: core {it['core']}, LP {it['lp'] if isinstance(it['lp'], str) else format(it['lp'], '.8g')}, "
         f"+{it['added']} columns, {it['lp_seconds'] + it['price_seconds']:.2f}s"
@@ -99,35 +96,43 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     notes.append(f"pricing: {rounds}")
     info = dict(path="core", iterations=result.iterations, timings=timings, initial_core=int(core.size))
     if result.status == "infeasible":
-        return RawResult(Status.INFEASIBLE, None, math.nan, "; ".join(notes), info)
-    if result.status != "optimal":
-        return _fallback(problem, options, g_idx if g_ok else None, math.nan, notes + [result.message], info)
-    bound = result.bound
-    d = result.reduced
-    notes.append(f"pool bound {bound:.10g} after {len(result.iterations)} round(s)")
+        return RawResult(Status.INFEASIBLE, None, math.nan, "; ".join([*notes, result.message]), info)
+    bound = result.bound if result.has_bound else math.nan
+    if result.message:
+        notes.append(result.message)
+    if result.has_bound:
+        notes.append(f"pool bound {bound:.10g} after {len(result.iterations)} round(s)")
 
-    # the LP-guided greedy pass: usually within a hair of the bound, often within mip_gap
+    # an incumbent: the greedy in LP order (usually within a hair of the bound), else in score order
     t = time.perf_counter()
-    lp_idx, lp_left = greedy.guided_pass(problem, pricer.form, result)
-    timings["guided_greedy"] = time.perf_counter() - t
-    if not lp_left and problem.objective(lp_idx) > g_obj:
-        g_idx, g_obj, g_ok = lp_idx, problem.objective(lp_idx), True
-    notes.append(f"LP-guided greedy {g_obj:.10g} in {timings['guided_greedy']:.2f}s")
+    g_idx, g_ok = None, False
+    if result.has_bound and result.x_core is not None:
+        lp_idx, lp_left = greedy.guided_pass(problem, pricer.form, result, deadline=options.deadline)
+        if not lp_left:
+            g_idx, g_ok = lp_idx, True
+    if not g_ok and not options.expired():
+        s_idx, s_left, _ = greedy.run_greedy(problem, pricer.form, deadline=options.deadline)
+        if not s_left:
+            g_idx, g_ok = s_idx, True
+    g_obj = problem.objective(g_idx) if g_ok else -math.inf
+    timings["greedy"] = time.perf_counter() - t
+    notes.append(f"greedy {g_obj:.10g} in {timings['greedy']:.2f}s" if g_ok else "greedy found no feasible subset")
     progress(dict(event="guided greedy", objective=g_obj, bound=bound, gap=relative_gap(g_obj, bound),
-                  seconds=timings["guided_greedy"]))
+                  seconds=timings["greedy"]))
+    if not result.has_bound:
+        return _fallback(problem, options, g_idx, math.nan, [*notes, result.message], info)
     if g_ok and relative_gap(g_obj, bound) <= options.mip_gap:
         notes.append(f"within mip_gap of the pool bound: MIP skipped, certified gap {relative_gap(g_obj, bound):.3g}")
         info.update(mip_columns=0)
         return RawResult(Status.OPTIMAL, g_idx, bound, "; ".join(notes), info)
+    d = result.reduced
 
     # MIP on the core, reduced-cost fixed against the best greedy value
     incumbent = g_obj
     cols = result.core
     if math.isfinite(incumbent):
         keep = d[cols] >= -(bound - incumbent) - 1e-9
-        if g_ok:
-            keep |= np.isin(cols, g_idx)
-        cols = cols[keep]
+        cols = np.union1d(cols[keep], g_idx)
     best = None
     for attempt in range(2):
         t = time.perf_counter()

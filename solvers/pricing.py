@@ -8,9 +8,21 @@ bounds (y_r > 0 only on rows with a finite upper bound, y_r < 0 only with a fini
     L(y) = Σ_r (y_r·hi_r if y_r > 0 else y_r·lo_r) + Σ_j max(0, d_j)
 
 is an upper bound on the whole pool's LP, hence on its 0/1 optimum (Lagrangian duality with
-0 ≤ x ≤ 1). When no column outside the core prices positive, L(y) equals the core LP value; so
-the loop adds positive columns until none remain and the core bound holds for the whole pool.
-HiGHS reports duals of a maximization with exactly this sign (checked: its ``col_dual`` = d).
+0 ≤ x ≤ 1). So every round gives a valid bound, whatever produced y: simplex duals, interior-point
+duals without crossover, or the duals of an LP cut short at a time limit (wrong-signed entries are
+set to 0 first, which keeps L valid). The loop keeps the smallest L seen and stops when no column
+outside the core prices positive (then L equals the core LP value up to tolerance).
+
+Why the core LP is built the way it is (measured at 1M candidates, docs/solvers.md):
+* one HiGHS model that grows: new columns are appended (``addCols``) and the previous basis is
+  kept, so a round after the first is a few hundred simplex iterations instead of a cold solve
+  (hard family 100k: 0.14 s warm vs 1.85 s cold);
+* rows enter the model only when a core column touches them (a 1M pool has 176k rows, most of
+  them per-video caps the core never meets);
+* rows that x = 0 violates (floors, an exact budget) get an artificial column of cost −M, so the
+  core LP is always feasible and its duals say which outside columns the floors need (a covering
+  row pulls in its best columns by pricing instead of an infeasible core that grows blindly);
+* partial pricing: each round adds at most ``add_cap`` of the most positive columns.
 """
 
 from __future__ import annotations
@@ -22,20 +34,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DUAL_TOL = 1e-9  # |y_r| below this counts as 0 (solver noise on rows that cannot bind)
+ART_TOL = 1e-7  # an artificial column above this means the core cannot meet its row yet
 
 
 @dataclass
 class PricingResult:
-    """Outcome of the pricing loop; ``bound`` is valid for the whole pool when status is optimal."""
+    """Outcome of the pricing loop.
 
-    status: str  # "optimal" | "infeasible" | "error"
+    ``status``: "optimal" (converged: ``bound`` is the pool LP bound), "stopped" (time limit or
+    round limit: ``bound`` is still a valid bound on the pool, only looser), "infeasible", "error".
+    """
+
+    status: str
     bound: float
     lp_value: float
-    core: np.ndarray  # sorted candidate indices the final LP was solved on
-    reduced: np.ndarray | None  # d = c − Aᵀy over all candidates at the final duals
+    core: np.ndarray  # sorted candidate indices the last LP was solved on
+    reduced: np.ndarray | None  # d = c − Aᵀy over all candidates at the duals of ``bound``
     x_core: np.ndarray | None  # LP solution on the core columns
     iterations: list[dict] = field(default_factory=list)
     message: str = ""
+
+    @property
+    def has_bound(self) -> bool:
+        return self.status in ("optimal", "stopped") and math.isfinite(self.bound)
 
 
 class Pricer:
@@ -47,51 +68,62 @@ class Pricer:
         self.csc = self.form.A.tocsc()
         self.csc.sort_indices()
 
+    def signed(self, y: np.ndarray) -> np.ndarray:
+        """y with noise and every entry of the wrong sign set to 0 (L stays valid for the result)."""
+        form = self.form
+        y = np.where(np.abs(y) < DUAL_TOL, 0.0, y)
+        y[(y > 0) & ~np.isfinite(form.row_hi)] = 0.0
+        y[(y < 0) & ~np.isfinite(form.row_lo)] = 0.0
+        return y
+
     def lagrangian(self, y: np.ndarray) -> tuple[float, np.ndarray]:
         """(L(y), d) for full-length row duals y; L = inf if a sign points at an infinite bound."""
         form = self.form
         y = np.where(np.abs(y) < DUAL_TOL, 0.0, y)
         up, down = y > 0, y < 0
-        if np.isinf(form.row_hi[up]).any() or np.isinf(form.row_lo[down]).any():
-            return math.inf, form.c - self.csc.T @ y
         d = form.c - self.csc.T @ y
+        if np.isinf(form.row_hi[up]).any() or np.isinf(form.row_lo[down]).any():
+            return math.inf, d
         value = float(y[up] @ form.row_hi[up] + y[down] @ form.row_lo[down] + np.maximum(d, 0.0).sum())
         return value, d
 
-    def sub_lp(self, cols: np.ndarray, time_limit=None, threads=None, method="choose"):
-        """LP on a subset of columns; rows without a core member are dropped (their dual is 0)."""
-        from gdo_opt.solvers.highs import solve_lp
 
-        form = self.form
-        sub = self.csc[:, cols].tocsr()
-        nnz_row = np.diff(sub.indptr)
-        empty_bad = (nnz_row == 0) & ((form.row_lo > 0) | (form.row_hi < 0))
-        if empty_bad.any():
-            row = int(np.flatnonzero(empty_bad)[0])
-            return None, np.zeros(0, dtype=np.int64), f"no core candidate in {self.problem.row_name(row)}"
-        rows = np.flatnonzero(nnz_row > 0)
-        lp = solve_lp(
-            form.c[cols], sub[rows], form.row_lo[rows], form.row_hi[rows],
-            time_limit=time_limit, threads=threads, method=method,
-        )
-        return lp, rows, ""
+def effective_budget(problem, form) -> int:
+    """How many candidates a selection can hold, for sizing the core: the budget, or less when a
+    row of unit coefficients caps a count (the paper goals' ``size_k`` group under a budget of N):
+    hi_r plus the positive-score candidates outside row r. Only a size; no bound depends on it."""
+    A = form.A
+    k = int(problem.budget_hi)
+    rows = np.flatnonzero(np.diff(A.indptr) > 0)  # empty rows hold no data: segments stay aligned
+    if rows.size == 0:
+        return max(1, k)
+    starts = A.indptr[rows]
+    lo = np.minimum.reduceat(A.data, starts)
+    hi = np.maximum.reduceat(A.data, starts)
+    unit = rows[(lo == 1.0) & (hi == 1.0) & np.isfinite(form.row_hi[rows])]
+    if unit.size:
+        positive = (form.c > 0).astype(np.float64)
+        inside = A[unit] @ positive
+        k = min(k, int(np.min(form.row_hi[unit] + positive.sum() - inside)))
+    return max(1, k, int(problem.budget_lo))
 
 
 def initial_core(problem, extra=None, top_factor: float = 1.2, floor_factor: float = 1.5,
-                 floor_extra: int = 5) -> np.ndarray:
-    """Candidates likely to matter: the top few × K overall, the top ⌈floor_factor·lo⌉ + extra of
-    every floored group, the top members of every floored share mask, and ``extra`` (a greedy
-    selection, which also makes the core LP and MIP feasible)."""
+                 floor_extra: int = 5, form=None) -> np.ndarray:
+    """Candidates likely to matter: the top few × K overall (K: ``effective_budget``), the top
+    ⌈floor_factor·lo⌉ + extra of every floored group, the top members of every floored share
+    mask, and ``extra`` (a greedy selection, which also makes the core MIP feasible)."""
     n = problem.n
     scores = problem.scores
+    k = effective_budget(problem, form if form is not None else problem.standard_form())
     keep = np.zeros(n, dtype=bool)
     order = np.argsort(-scores, kind="stable")
-    keep[order[: min(n, int(top_factor * max(1, problem.budget_hi)) + 1)]] = True
+    keep[order[: min(n, int(top_factor * k) + 1)]] = True
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     from gdo_opt.selection.families import CoreContext
 
-    ctx = CoreContext(order, rank, int(problem.budget_hi), float(floor_factor), int(floor_extra))
+    ctx = CoreContext(order, rank, k, float(floor_factor), int(floor_extra))
     for fam in problem.families:  # each family names the candidates its floors need
         members = fam.core_members(ctx)
         if members is not None:
@@ -101,92 +133,221 @@ def initial_core(problem, extra=None, top_factor: float = 1.2, floor_factor: flo
     return np.flatnonzero(keep)
 
 
-def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: float | None = None,
-          threads=None, max_rounds: int = 50, add_cap: int | None = None, tol: float = 1e-9,
-          method: str = "choose", grow_on_infeasible: int = 3, on_round=None) -> PricingResult:
-    """Solve the LP on ``core``, price all columns, add the positive ones, repeat until none.
+class CoreLP:
+    """One HiGHS LP over the growing core (see the module docstring: warm starts, lazy rows,
+    artificial columns). ``solve`` returns full-length row duals for pricing."""
 
-    An infeasible core LP is grown (every member of the rows that had too few core members, then
-    the next best candidates) up to ``grow_on_infeasible`` times before the full pool is tried.
-    ``on_round(dict)`` is called after every round (progress reports of long runs).
+    def __init__(self, pricer: Pricer, threads=None, verbose: bool = False, big_m: float | None = None) -> None:
+        from gdo_opt.solvers import highs as hs
+
+        self.pricer = pricer
+        form = pricer.form
+        m = form.A.shape[0]
+        self.model_row = np.full(m, -1, dtype=np.int64)
+        self.rows = np.zeros(0, dtype=np.int64)  # model row -> standard-form row
+        self.cols = np.zeros(0, dtype=np.int64)  # model column -> candidate (artificials excluded)
+        self.highs = hs.new_highs(verbose)
+        hs.set_option(self.highs, "output_flag", bool(verbose))
+        if threads is not None:
+            hs.set_option(self.highs, "threads", int(threads))
+        import highspy
+
+        self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        # rows x = 0 violates need an artificial column (+1 for a floor, −1 for hi < 0)
+        need = np.flatnonzero((form.row_lo > 0) | (form.row_hi < 0))
+        self.art_rows = need
+        scale = 1.0 + float(np.abs(form.c).max()) if form.c.size else 1.0
+        absA = abs(form.A[need]) if need.size else None
+        if need.size:
+            # M_r prices one unit of row r above anything a real column is worth per unit of r
+            data = absA.data
+            counts = np.diff(absA.indptr)
+            starts = absA.indptr[:-1][counts > 0]
+            smallest = np.ones(need.size)
+            if data.size:
+                smallest[counts > 0] = np.minimum.reduceat(data, starts)
+            self.big_m = (big_m or 1e3) * scale / np.maximum(smallest, 1e-6)
+        else:
+            self.big_m = np.zeros(0)
+        self.n_art = 0
+        self._ensure_rows(need)
+        if need.size:
+            sign = np.where(form.row_lo[need] > 0, 1.0, -1.0)
+            k = need.size
+            self.highs.addCols(k, -self.big_m, np.zeros(k), np.full(k, np.inf), k,
+                               np.arange(k, dtype=np.int32), self.model_row[need].astype(np.int32), sign)
+            self.n_art = k
+
+    def _ensure_rows(self, rows: np.ndarray) -> None:
+        new = rows[self.model_row[rows] < 0]
+        if new.size == 0:
+            return
+        form = self.pricer.form
+        self.model_row[new] = self.rows.size + np.arange(new.size)
+        self.rows = np.concatenate([self.rows, new])
+        self.highs.addRows(int(new.size), form.row_lo[new].astype(np.float64), form.row_hi[new].astype(np.float64),
+                           0, np.zeros(new.size, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0))
+
+    def add(self, cols: np.ndarray) -> None:
+        """Append candidates ``cols`` (not yet in the model) as columns; the basis is kept."""
+        cols = np.asarray(cols, dtype=np.int64)
+        if cols.size == 0:
+            return
+        sub = self.pricer.csc[:, cols]
+        self._ensure_rows(np.unique(sub.indices))
+        form = self.pricer.form
+        self.highs.addCols(int(cols.size), form.c[cols].astype(np.float64), np.zeros(cols.size), np.ones(cols.size),
+                           int(sub.nnz), sub.indptr[:-1].astype(np.int32),
+                           self.model_row[sub.indices].astype(np.int32), sub.data.astype(np.float64))
+        self.cols = np.concatenate([self.cols, cols])
+
+    def raise_big_m(self, factor: float) -> None:
+        if self.n_art:
+            self.big_m = self.big_m * factor
+            self.highs.changeColsCost(self.n_art, np.arange(self.n_art, dtype=np.int32), -self.big_m)
+
+    def solve(self, time_limit, method: str, crossover: bool = True) -> dict:
+        """Run the LP; returns status, objective, full-length duals y (None without any), x on
+        ``self.cols`` and the artificials' total."""
+        import highspy
+        from gdo_opt.solvers import highs as hs
+
+        h = self.highs
+        hs.set_option(h, "solver", method)
+        hs.set_option(h, "run_crossover", "on" if crossover else "off")
+        hs.set_option(h, "time_limit", float(time_limit) if time_limit is not None else math.inf)
+        hs.run_guarded(h, time_limit)
+        status = h.getModelStatus()
+        sol = h.getSolution()
+        S = highspy.HighsModelStatus
+        out = dict(status="optimal" if status == S.kOptimal else (
+            "infeasible" if status in (S.kInfeasible, S.kUnboundedOrInfeasible) else "stopped"),
+            highs_status=h.modelStatusToString(status), y=None, x=None, art=math.inf,
+            objective=float(h.getInfo().objective_function_value),
+            iterations=int(h.getInfo().simplex_iteration_count) + int(h.getInfo().ipm_iteration_count))
+        if sol.dual_valid:
+            y = np.zeros(self.model_row.size)
+            y[self.rows] = np.asarray(sol.row_dual, dtype=np.float64)
+            out["y"] = y
+        if sol.value_valid:
+            x = np.asarray(sol.col_value, dtype=np.float64)
+            out["art"] = float(np.abs(x[: self.n_art]).sum())
+            out["x"] = x[self.n_art:]
+        return out
+
+
+def choose_method(nnz: int, method: str) -> tuple[str, bool]:
+    """HiGHS LP method for the first core LP: simplex up to ``IPM_MIN_NNZ`` (it warm-starts every
+    later round), the interior point with crossover above (its basis still warm-starts them)."""
+    if method == "choose":
+        return ("ipm", True) if nnz > IPM_MIN_NNZ else ("simplex", True)
+    if method == "ipm-nocrossover":
+        return "ipm", False
+    return method, True
+
+
+IPM_MIN_NNZ = 3_000_000
+
+
+def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: float | None = None,
+          threads=None, max_rounds: int = 60, add_cap: int | None = None, tol: float = 1e-9,
+          method: str = "choose", on_round=None, big_m: float | None = None) -> PricingResult:
+    """Solve the LP on ``core``, price all columns, add the most positive ones, repeat until none.
+
+    ``add_cap``: columns added per round (default max(2000, core/10)). ``method``: the first
+    LP's method ("choose", "simplex", "ipm", "ipm-nocrossover"); later rounds use the simplex from
+    the previous basis. ``on_round(dict)`` is called after every round (progress of long runs).
     """
     pricer = pricer or Pricer(problem)
     form = pricer.form
     n = problem.n
     in_core = np.zeros(n, dtype=bool)
-    in_core[np.asarray(core, dtype=np.int64)] = True
+    core = np.unique(np.asarray(core, dtype=np.int64))
+    in_core[core] = True
+    lp = CoreLP(pricer, threads=threads, big_m=big_m)
+    lp.add(core)
     iterations: list[dict] = []
-    grows = 0
+    best = (math.inf, None, None, None)  # (bound, d, x on lp.cols, cols)
+    scale = max(1.0, float(np.abs(form.c).max())) if n else 1.0
+    escalations = 0
+    first_method = choose_method(int(pricer.csc[:, core].nnz), method)
     for round_ in range(max_rounds):
-        cols = np.flatnonzero(in_core)
-        remaining = None if deadline is None else max(0.05, deadline - time.perf_counter())
+        remaining = None if deadline is None else deadline - time.perf_counter()
+        if remaining is not None and remaining <= 0.05:
+            break
         start = time.perf_counter()
-        lp, rows, why = pricer.sub_lp(cols, time_limit=remaining, threads=threads, method=method)
+        meth, crossover = first_method if round_ == 0 else ("simplex", True)
+        res = lp.solve(remaining, meth, crossover)
         lp_seconds = time.perf_counter() - start
-        if lp is None or lp.status == "infeasible":
-            if cols.size == n:
-                return PricingResult("infeasible", math.nan, math.nan, cols, None, None, iterations,
-                                     why or "the LP relaxation of the whole pool is infeasible")
-            grows += 1
-            grown = _grow(problem, pricer, in_core, why, force_all=grows > grow_on_infeasible)
-            iterations.append(dict(round=round_, core=int(cols.size), lp="infeasible", added=int(grown),
-                                   lp_seconds=lp_seconds, price_seconds=0.0, bound=math.nan))
-            if on_round is not None:
-                on_round(dict(iterations[-1], event="pricing"))
-            continue
-        if lp.status != "optimal":
-            return PricingResult("error", math.nan, math.nan, cols, None, None, iterations,
-                                 f"core LP stopped without an optimum ({lp.status}) on {cols.size} columns")
+        if res["status"] == "infeasible":  # cannot happen with artificials; never claim it from a core
+            return _full_lp_verdict(pricer, deadline, iterations, "core LP reported infeasible")
         start = time.perf_counter()
-        y = np.zeros(form.A.shape[0])
-        y[rows] = lp.row_dual
-        bound, d = pricer.lagrangian(y)
-        scale = max(1.0, float(np.abs(form.c).max()))
-        positive = np.flatnonzero((d > tol * scale) & ~in_core)
+        bound, positive, d = math.inf, np.zeros(0, dtype=np.int64), None
+        if res["y"] is not None:
+            bound, d = pricer.lagrangian(pricer.signed(res["y"]))
+            positive = np.flatnonzero((d > tol * scale) & ~in_core)
+            if bound < best[0]:
+                best = (bound, d, res["x"], lp.cols.copy())
         price_seconds = time.perf_counter() - start
-        cap = add_cap or max(10_000, cols.size // 2)
-        added = positive
-        if positive.size > cap:
-            added = positive[np.argsort(-d[positive], kind="stable")[:cap]]
-        iterations.append(dict(round=round_, core=int(cols.size), lp=float(lp.objective), bound=bound,
-                               positive=int(positive.size), added=int(added.size),
+        cap = add_cap or max(2000, lp.cols.size // 10)
+        added = positive if positive.size <= cap else positive[np.argpartition(-d[positive], cap - 1)[:cap]]
+        art = res["art"]
+        iterations.append(dict(round=round_, core=int(lp.cols.size), rows=int(lp.rows.size), method=meth,
+                               lp=res["objective"] if res["status"] == "optimal" else res["status"],
+                               bound=bound, best_bound=best[0], positive=int(positive.size), added=int(added.size),
+                               artificial=art, simplex_iterations=res["iterations"],
                                lp_seconds=lp_seconds, price_seconds=price_seconds))
         if on_round is not None:
             on_round(dict(iterations[-1], event="pricing"))
+        if res["status"] != "optimal":
+            break  # stopped at the time limit: best is still valid
         if positive.size == 0:
-            # L(y) equals the core LP value up to solver tolerance; take the larger to stay valid.
-            return PricingResult("optimal", max(bound, float(lp.objective)), float(lp.objective), cols, d,
-                                 lp.x, iterations, "")
+            if art <= ART_TOL:
+                # L(y) equals the core LP value up to tolerance; the larger of the two stays valid
+                value = max(best[0], float(res["objective"])) if best[0] < math.inf else float(res["objective"])
+                x_core, cols = _sorted_solution(lp.cols, res["x"])
+                return PricingResult("optimal", min(value, bound if math.isfinite(bound) else value),
+                                     float(res["objective"]), cols, d, x_core, iterations, "")
+            if escalations >= 3:
+                return _full_lp_verdict(pricer, deadline, iterations,
+                                        f"artificial columns still used ({art:.3g}) at M × 1e6")
+            escalations += 1
+            lp.raise_big_m(100.0)
+            continue
         in_core[added] = True
-        if deadline is not None and time.perf_counter() > deadline:
-            return PricingResult("optimal" if math.isfinite(bound) else "error", bound, float(lp.objective),
-                                 cols, d, lp.x, iterations, "time limit during pricing: bound is L(y)")
-    cols = np.flatnonzero(in_core)
-    return PricingResult("error", math.nan, math.nan, cols, None, None, iterations,
-                         f"pricing did not converge in {max_rounds} rounds")
+        lp.add(added)
+    bound, d, x, cols = best
+    if not math.isfinite(bound):
+        return PricingResult("error", math.nan, math.nan, np.flatnonzero(in_core), None, None, iterations,
+                             "no valid duals before the time limit" if deadline is not None
+                             and time.perf_counter() >= deadline else "pricing did not produce valid duals")
+    x_core, cols = _sorted_solution(cols, x) if x is not None else (None, np.sort(cols))
+    why = "time limit" if deadline is not None and time.perf_counter() >= deadline else f"{len(iterations)} rounds"
+    return PricingResult("stopped", bound, math.nan, cols, d, x_core, iterations,
+                         f"pricing stopped ({why}): bound is the smallest L(y) seen")
 
 
-def _grow(problem, pricer: Pricer, in_core: np.ndarray, why: str, force_all: bool) -> int:
-    """Enlarge an infeasible core: all members of rows with a floor the core barely covers."""
-    before = int(in_core.sum())
-    if force_all:
-        in_core[:] = True
-        return problem.n - before
+def _sorted_solution(cols: np.ndarray, x: np.ndarray | None):
+    order = np.argsort(cols, kind="stable")
+    return (None if x is None else x[order]), cols[order]
+
+
+def _full_lp_verdict(pricer: Pricer, deadline, iterations, why: str) -> PricingResult:
+    """Only the whole pool's LP can prove infeasibility; a core never does."""
+    from gdo_opt.solvers.highs import solve_lp
+
     form = pricer.form
-    A = form.A
-    x = in_core.astype(np.float64)
-    pos = A.copy()
-    pos.data = np.maximum(pos.data, 0.0)
-    reach = pos @ x  # the most each row can get from the core
-    short = np.flatnonzero(np.isfinite(form.row_lo) & (form.row_lo > 0) & (reach < 2 * form.row_lo + 1))
-    if short.size:
-        cols = np.unique(pos[short].indices[pos[short].data > 0])
-        in_core[cols] = True
-    # and the next best candidates by score
-    order = np.argsort(-problem.scores, kind="stable")
-    outside = order[~in_core[order]]
-    in_core[outside[: max(1000, before)]] = True
-    return int(in_core.sum()) - before
+    remaining = None if deadline is None else max(0.05, deadline - time.perf_counter())
+    lp = solve_lp(form.c, form.A, form.row_lo, form.row_hi, time_limit=remaining)
+    cols = np.arange(pricer.problem.n)
+    if lp.status == "infeasible":
+        return PricingResult("infeasible", math.nan, math.nan, cols, None, None, iterations,
+                             "the LP relaxation of the whole pool is infeasible")
+    if lp.status == "optimal":
+        bound, d = pricer.lagrangian(pricer.signed(lp.row_dual))
+        return PricingResult("optimal", max(bound, lp.objective), lp.objective, cols, d, lp.x, iterations,
+                             f"{why}: solved the whole pool's LP")
+    return PricingResult("error", math.nan, math.nan, cols, None, None, iterations, f"{why}; whole-pool LP {lp.status}")
 
 
 def lp_bound(problem, pricer: Pricer | None = None, extra=None, deadline=None, threads=None,
@@ -196,8 +357,8 @@ def lp_bound(problem, pricer: Pricer | None = None, extra=None, deadline=None, t
     if pricer.form.A.nnz <= direct_max_nnz:
         core = np.arange(problem.n)
     else:
-        core = initial_core(problem, extra=extra)
+        core = initial_core(problem, extra=extra, form=pricer.form)
     return price(problem, core, pricer=pricer, deadline=deadline, threads=threads, on_round=on_round)
 
 
-__all__ = ["PricingResult", "Pricer", "initial_core", "lp_bound", "price"]
+__all__ = ["CoreLP", "PricingResult", "Pricer", "effective_budget", "initial_core", "lp_bound", "price"]

@@ -28,7 +28,8 @@ def _fmt(value) -> str:
 
 # event -> the fields shown, in order, with their labels
 _FIELDS = {
-    "pricing": (("round", "round"), ("core", "core"), ("lp", "LP bound"), ("added", "+columns")),
+    "pricing": (("round", "round"), ("core", "core"), ("rows", "rows"), ("lp", "core LP"), ("bound", "pool bound"),
+                ("positive", "priced positive"), ("added", "+columns")),
     "mip": (("attempt", "attempt"), ("columns", "columns"), ("status", ""), ("objective", "incumbent")),
 }
 

@@ -16,9 +16,14 @@ def test_auto_core_path_reports_every_phase():
     sel = problem.solve("auto", force_core=True, progress=events.append)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
-    assert {"greedy", "pricing", "guided greedy"} <= set(kinds)
+    assert {"pricing", "guided greedy"} <= set(kinds)
     pricing = [e for e in events if e["event"] == "pricing"]
-    assert all("core" in e and "lp" in e for e in pricing)
+    # every round: core size, core LP, the pool bound so far, columns added, elapsed time
+    assert all({"round", "core", "lp", "bound", "added", "elapsed"} <= set(e) for e in pricing)
+    assert [e["round"] for e in pricing] == list(range(len(pricing)))
+    bounds = [e["bound"] for e in pricing]
+    assert all(b >= sel.objective - 1e-6 for b in bounds)  # every reported bound is valid
+    assert bounds == sorted(bounds, reverse=True)  # the best bound so far never rises
     assert events[-1]["status"] == sel.status.value and events[-1]["gap"] == sel.gap
 
 
@@ -35,10 +40,11 @@ def test_greedy_and_highs_report_their_phases():
 def test_stderr_line_format():
     stream = io.StringIO()
     line = StderrProgress(prefix="temp_plus", stream=stream)
-    line({"event": "pricing", "round": 2, "core": 25310, "lp": 12345.678, "added": 812, "seconds": 0.4})
+    line({"event": "pricing", "round": 2, "core": 25310, "lp": 12345.678, "bound": 12400.5, "added": 812,
+          "seconds": 0.4})
     text = stream.getvalue()
     assert text.count("\n") == 1 and "temp_plus · pricing · round 2 · core 25,310" in text
-    assert "LP bound 12345.7" in text and "+columns 812" in text and "seconds" not in text
+    assert "core LP 12345.7 · pool bound 12400.5" in text and "+columns 812" in text and "seconds" not in text
 
 
 def test_greedy_stops_at_its_deadline():
