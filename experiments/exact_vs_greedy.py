@@ -1,7 +1,12 @@
-"""How much does exact selection gain over greedy? Sweep pool sizes × presets × seeds (issue 8).
+"""How much does exact selection gain over greedy? Sweep families × sizes × presets × seeds (issues 8, 15).
 
     .venv/bin/python experiments/exact_vs_greedy.py
     .venv/bin/python experiments/exact_vs_greedy.py --sizes 10000,100000 --seeds 0 --presets temp
+    .venv/bin/python experiments/exact_vs_greedy.py --families hard --sizes 1000000 --seeds 0
+
+``--families near,hard``: the near-integral GDO-shaped family (one row per preset) and the hard
+one of issue 15 (knapsack + covering rows, tight quotas; presets do not apply, K = N/50).
+Every row records the 1-minute load average before and after its solve.
 
 For every (N, preset, seed) it solves the same instance with ``auto`` (exact, certified gap),
 ``greedy`` (plain score order + repair + exchanges; its LP bound gives the certified gap) and
@@ -27,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments._common import pyplot, save_figure  # noqa: E402
 from experiments.bench_solvers import OUT, run_one, write_csv  # noqa: E402
 
-FIELDS = ["n", "preset", "seed", "solver", "status", "objective", "bound", "gap", "solve_s", "build_s",
-          "peak_gb", "violations", "ratio", "jaccard", "selected"]
+FIELDS = ["family", "n", "k", "preset", "seed", "solver", "status", "objective", "bound", "gap", "solve_s",
+          "build_s", "peak_gb", "violations", "ratio", "jaccard", "selected", "load_before", "load_after"]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,42 +44,50 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 GREEDY_VARIANTS = {"greedy": {"guided": False}, "greedy_lp": {"guided": True}}
 
 
-def sweep(sizes, presets, seeds, time_limit: float) -> list[dict]:
-    """auto (exact) and both greedy variants on every (N, preset, seed); one subprocess each."""
+def sweep(sizes, presets, seeds, time_limit: float, families=("near",)) -> list[dict]:
+    """auto (exact) and both greedy variants on every (family, N, preset, seed); one subprocess each."""
     rows = []
-    for n in sizes:
-        for preset in presets:
-            for seed in seeds:
-                exact = run_one(n, "auto", seed=seed, preset=preset, time_limit=time_limit, keep_indices=True)
-                exact_ok = exact.get("status") in ("optimal", "feasible")
-                exact.update(ratio=1.0 if exact_ok else float("nan"), jaccard=1.0)
-                line = [f"{n:>9,} {preset:>9} seed {seed}: exact {exact.get('objective', float('nan')):.6g} "
-                        f"({exact.get('solve_s', float('nan')):.2f}s, gap {exact.get('gap', float('nan')):.1e})"]
-                found = [exact]
-                for label, extra in GREEDY_VARIANTS.items():
-                    row = run_one(n, "greedy", seed=seed, preset=preset, time_limit=time_limit, extra=extra,
-                                  keep_indices=True)
-                    row["solver"] = label
-                    ok = exact_ok and row.get("status") in ("optimal", "feasible")
-                    row["ratio"] = row["objective"] / exact["objective"] if ok else float("nan")
-                    row["jaccard"] = jaccard(exact["indices"], row["indices"]) if ok else float("nan")
-                    line.append(f"{label} {row['ratio']:.5f} ({row.get('solve_s', float('nan')):.2f}s, "
-                                f"J {row['jaccard']:.3f})")
-                    found.append(row)
-                for row in found:
-                    row.pop("indices", None)
-                    rows.append(row)
-                print("; ".join(line), file=sys.stderr, flush=True)
+    for family, n, preset in [(f, n, p) for f in families for n in sizes
+                              for p in (presets if f == "near" else ["-"])]:
+        for seed in seeds:
+            exact = run_one(n, "auto", seed=seed, preset=preset, time_limit=time_limit, keep_indices=True,
+                            family=family)
+            exact_ok = exact.get("status") in ("optimal", "feasible")
+            exact.update(ratio=1.0 if exact_ok else float("nan"), jaccard=1.0)
+            line = [f"{family} {n:>9,} {preset:>9} seed {seed}: exact {exact.get('objective', float('nan')):.6g} "
+                    f"({exact.get('solve_s', float('nan')):.2f}s, gap {exact.get('gap', float('nan')):.1e})"]
+            found = [exact]
+            for label, extra in GREEDY_VARIANTS.items():
+                row = run_one(n, "greedy", seed=seed, preset=preset, time_limit=time_limit, extra=extra,
+                              keep_indices=True, family=family)
+                row["solver"] = label
+                ok = exact_ok and row.get("status") in ("optimal", "feasible")
+                row["ratio"] = row["objective"] / exact["objective"] if ok else float("nan")
+                row["jaccard"] = jaccard(exact["indices"], row["indices"]) if ok else float("nan")
+                line.append(f"{label} {row['ratio']:.5f} ({row.get('solve_s', float('nan')):.2f}s, "
+                            f"gap {row.get('gap', float('nan')):.1e}, J {row['jaccard']:.3f}, "
+                            f"load {row.get('load_before', float('nan')):.1f})")
+                found.append(row)
+            for row in found:
+                row.pop("indices", None)
+                rows.append(row)
+            print("; ".join(line), file=sys.stderr, flush=True)
     return rows
 
 
 def summarize(rows: list[dict]) -> pd.DataFrame:
-    """One row per (N, preset, solver): means over seeds (min for the ratio, max for gaps/memory)."""
+    """One row per (family, N, preset, solver): means over seeds (min for the ratio, max for gaps/memory)."""
     df = pd.DataFrame(rows)
-    summary = df.groupby(["n", "preset", "solver"]).agg(
-        runs=("seed", "size"), ratio_mean=("ratio", "mean"), ratio_min=("ratio", "min"),
+    if "family" not in df:
+        df["family"] = "near"
+    for col in ("load_before", "load_after", "k"):
+        if col not in df:
+            df[col] = np.nan
+    summary = df.groupby(["family", "n", "preset", "solver"]).agg(
+        runs=("seed", "size"), k=("k", "first"), ratio_mean=("ratio", "mean"), ratio_min=("ratio", "min"),
         gap_mean=("gap", "mean"), gap_max=("gap", "max"), seconds=("solve_s", "mean"),
         peak_gb=("peak_gb", "max"), jaccard=("jaccard", "mean"), violations=("violations", "max"),
+        load=("load_before", "mean"),
     )
     return summary.reset_index()
 
@@ -84,7 +97,8 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     styles = {"auto": ("-", "o"), "greedy": ("--", "x"), "greedy_lp": (":", "s")}
     colors = {}
-    for (preset, solver), part in summary.groupby(["preset", "solver"]):
+    for (family, preset, solver), part in summary.groupby(["family", "preset", "solver"]):
+        preset = preset if family == "near" else family
         part = part.sort_values("n")
         ls, marker = styles.get(solver, ("-", "."))
         color = colors.setdefault(preset, f"C{len(colors)}")
@@ -105,13 +119,14 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--families", default="near,hard", help="comma list of near, hard")
     parser.add_argument("--presets", default="minloss,diverse,temp,temp_plus")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--out", default=str(OUT / "exact_vs_greedy"))
     args = parser.parse_args(argv)
     rows = sweep([int(s) for s in args.sizes.split(",")], args.presets.split(","),
-                 [int(s) for s in args.seeds.split(",")], args.time_limit)
+                 [int(s) for s in args.seeds.split(",")], args.time_limit, args.families.split(","))
     out = Path(args.out)
     write_csv(rows, out.with_suffix(".csv"), FIELDS)
     summary = summarize(rows)

@@ -163,7 +163,7 @@ class GreedyBackend(BaseBackend):
         status = Status.TIME_LIMIT if info["stopped"] else Status.FEASIBLE
         bound = float("nan")
         if options.bound and not options.expired():
-            bound, indices = self._certify(problem, form, lag, indices, info, notes, options)
+            bound, indices = self._certify(problem, form, lag, indices, info, notes, options, start)
         elif options.bound:  # out of time: the fitted prices' Lagrangian value is still a valid bound
             bound = lag.evaluate()[0]
             notes.append(f"Lagrangian bound {bound:.10g} at the fitted prices (no time left for the core LP)")
@@ -173,7 +173,7 @@ class GreedyBackend(BaseBackend):
             status = Status.TIME_LIMIT
         return RawResult(status, indices, bound, "; ".join(notes), info)
 
-    def _certify(self, problem, form, lag, indices, info, notes, options):
+    def _certify(self, problem, form, lag, indices, info, notes, options, solve_start):
         """Lagrangian bound from core-LP multipliers (+ subgradient polish); the guided pass."""
         from .core_lp import core_columns, core_duals
 
@@ -211,8 +211,10 @@ class GreedyBackend(BaseBackend):
                 x = np.zeros(problem.n, dtype=bool)
                 x[indices] = True
                 size = min(problem.n, problem.budget_hi // 2 + 500)
+                # a local step, not a proof: at most as long as everything before it took
+                cap = max(0.5, time.perf_counter() - solve_start)
                 x, more = improve_by_mip(form, x, result.reduced, options.deadline, size, options.mip_gap,
-                                         options.threads)
+                                         options.threads, time_cap=cap)
                 info.update(more)
                 better = problem.objective(np.flatnonzero(x))
                 notes.append(f"neighbourhood MIP {better:.10g} in {time.perf_counter() - t:.2f}s")

@@ -99,7 +99,7 @@ def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | N
     deficit = int(abs(form.row_lo[0] - x.sum())) if x.sum() < form.row_lo[0] else 0
     # a few thousand, more with the violation and the budget (a covering row short by 15% at K = 20k
     # needed ~24k free columns at 1M; 6k were infeasible)
-    size = min(n, 2 * int(bad.size) + 4 * deficit + max(2_000, int(form.row_hi[0]) // 2))
+    size = min(n, 2 * int(bad.size) + 4 * deficit + max(500, int(form.row_hi[0]) // 2))
     for attempt in range(tries):
         last = attempt == tries - 1 or size >= n
         if last and n <= WHOLE_POOL_N:
@@ -122,12 +122,14 @@ def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | N
 
 
 def improve_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | None, size: int,
-                   mip_gap: float = 1e-4, threads=None) -> tuple[np.ndarray, dict]:
+                   mip_gap: float = 1e-4, threads=None, time_cap: float | None = None) -> tuple[np.ndarray, dict]:
     """One local-search step for a feasible ``x``: the best subset when the ``size`` worst
     selected and ``size`` best unselected items (by ``priority``) may move. x itself is feasible
     there, so the answer is never worse; only its value is kept if HiGHS stops early."""
     free = neighbourhood(form, x, priority, np.zeros(0, dtype=np.int64), size)
     left = None if deadline is None else deadline - time.perf_counter()
+    if time_cap is not None:
+        left = time_cap if left is None else min(left, time_cap)
     if left is not None and left <= 0:
         return x, {"improve": "no time left"}
     t = time.perf_counter()
