@@ -95,10 +95,15 @@ def _media_lists(plan: _MediaPlan, sel: np.ndarray, target: int, root: str) -> p
     return pa.LargeListArray.from_arrays(pa.array(offsets), values)
 
 
-def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions) -> pa.Table:
+EXPORT_ONLY = ("qa_uid", "question", "answer", "media", "media_kind")
+
+
+def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions, export_only: bool = False) -> pa.Table:
     """Raw rows + messages of one block -> candidate rows (one per user->assistant turn).
 
-    Bad rows are counted into ``block.skips`` with their file:line and dropped.
+    Bad rows are counted into ``block.skips`` with their file:line and dropped. ``export_only``
+    (re-reading exported rows, ``gdo_opt.ingest.reload``) builds just the ``EXPORT_ONLY`` columns,
+    the same values, without the strata, cues and fingerprints.
     """
     rows, msgs, skips = block.rows, block.msgs, block.skips
     n = rows.num_rows
@@ -170,6 +175,12 @@ def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions) ->
     dur_label = pc.if_else(pa.array(~video_kind), "image", pc.if_else(pa.array(np.isnan(secs)), "unknown", dur_label))
     bucket = pc.if_else(pa.array(video_kind), VIDEO_BUCKET, IMAGE_BUCKET)
 
+    row_id_t = row_id.take(take)
+    turn_s = pc.binary_join_element_wise("t", pc.cast(pa.array(turn), pa.string()), "")
+    qa_uid = pc.binary_join_element_wise(PREFIX[kind], row_id_t, turn_s, "::")
+    if export_only:
+        return pa.table({"qa_uid": qa_uid, "question": question, "answer": answer, "media": media,
+                         "media_kind": media_kind.take(take)})
     bucket_t = bucket.take(take)
     nq, na = normalize(question), normalize(answer)
     q_words, a_words = word_counts(nq), word_counts(na)
@@ -177,12 +188,10 @@ def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions) ->
     form = pc.if_else(pc.match_substring_regex(question, MCQ_RE), "MCQ", "Open")
     strata = [bucket_t, dur_label.take(take), temporal, form,
               bucket_labels(q_words, Q_LEN_EDGES, Q_LEN_LABELS), bucket_labels(a_words, A_LEN_EDGES, A_LEN_LABELS)]
-    row_id_t = row_id.take(take)
     keys = fingerprints(nq, na)
-    turn_s = pc.binary_join_element_wise("t", pc.cast(pa.array(turn), pa.string()), "")
     source_t = source.take(take)
     cols = {
-        "qa_uid": pc.binary_join_element_wise(PREFIX[kind], row_id_t, turn_s, "::"),
+        "qa_uid": qa_uid,
         "row_id": row_id_t,
         "turn": pa.array(turn, pa.int32()),
         "video_uid": video_uid,

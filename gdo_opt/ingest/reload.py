@@ -71,7 +71,7 @@ def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source
                 raise GdoError(f"{file}: changed since ingest (line {int(numbers[0])} onwards no longer parses the same)")
             line_type = rows.schema.field("line").type
             block.rows = rows.set_column(rows.schema.get_field_index("line"), "line", pa.array(numbers, line_type))
-            table = process_block(block, kind, file, source.options)
+            table = process_block(block, kind, file, source.options, export_only=True)
             here = mine[np.isin(lines[mine], numbers)]
             position = pc.index_in(qa_uid.take(pa.array(here)), value_set=table.column("qa_uid"))
             if position.null_count:

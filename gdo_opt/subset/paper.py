@@ -230,7 +230,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
     for i, stage in enumerate(sol.stages):
-        timing[f"stage_{i}_{stage.get('stage', 'solve')}_s"] = float(stage["seconds"])
+        timing[f"stage_{i}_s"] = float(stage["seconds"])
     return SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)
 
 
