@@ -1,4 +1,4 @@
-"""The greedy backend: priced order, fill, repair, a certified Lagrangian bound.
+"""The greedy backend: priced order, fill, repair, a certified bound (LP by pricing, or Lagrangian).
 
 1. Prices for the knapsack / covering / share rows by bisection on a subsample
    (``lagrange.Lagrangian.fit_rows``): the order is the reduced cost c − Aᵀy, so a token budget
@@ -6,12 +6,13 @@
 2. Fill in that order with every upper bound checked and floors reserved (``fill.py``).
 3. Repair: swaps (``repair.py``, a time slice); if rows are left, a MIP on a neighbourhood of the
    filled subset (``neighborhood.py``: rows that pull against each other are fixed together).
-4. Bound (``bound=True``): Lagrangian with the budget and the main quota family kept exact
-   (``lagrange.py``), multipliers from an elastic LP on a small core (``core_lp.py``) and a few
-   subgradient steps. Valid for any multipliers, so no LP has to finish for it; its cost is a
-   small LP, never the whole-pool LP.
-5. ``guided=True`` (default below ``GUIDED_MAX_N``): the greedy again in the bound's reduced-cost
-   order; the better subset is returned.
+4. Bound (``bound=True``): the pool's LP bound by core + pricing (``pricing.lp_bound``) within
+   2 × the time the greedy took (at least ``BOUND_MIN_S``); a run stopped there still gives a
+   valid, looser bound. Without one, the Lagrangian of the fitted prices (``lagrange.py``: budget
+   and the main quota family kept exact, valid for any prices) plus subgradient steps.
+5. Guided pass (default below ``GUIDED_MAX_N``, and above it when the first pass needed no MIP
+   repair): the greedy again in the LP's reduced-cost order; below ``GUIDED_MAX_N`` also one local
+   neighbourhood MIP around the better subset if it is not within ``mip_gap`` yet.
 
 Every phase reads one deadline; the status follows the certified gap (``selection/solve.py``).
 ``auto`` reuses ``run_greedy`` and ``guided_pass``.
@@ -29,10 +30,12 @@ from .lagrange import Lagrangian
 from .neighborhood import WHOLE_POOL_N, improve_by_mip, repair_by_mip, violated_rows
 from .repair import Greedy
 
-GUIDED_MAX_N = 300_000  # the second, LP-guided pass runs by default up to this pool size
+GUIDED_MAX_N = 300_000  # above this the guided pass runs only when the first pass needed no MIP repair
 SWAP_REPAIR_S = 2.0  # time slice of the swap repair before the neighbourhood MIP takes over
 SWAP_MAX_N = 200_000  # above this, swaps only for starved floors (priced rows go to the MIP)
-POLISH_STEPS = 30  # subgradient steps after the core LP's multipliers (a third above GUIDED_MAX_N)
+POLISH_STEPS = 30  # subgradient steps of the Lagrangian fallback bound
+BOUND_MIN_S = 5.0  # the LP bound gets 2 × the time the greedy took, at least this
+BOUND_FACTOR = 2.0
 
 
 @dataclass
@@ -174,52 +177,61 @@ class GreedyBackend(BaseBackend):
         return RawResult(status, indices, bound, "; ".join(notes), info)
 
     def _certify(self, problem, form, lag, indices, info, notes, options, solve_start):
-        """Lagrangian bound from core-LP multipliers (+ subgradient polish); the guided pass."""
-        from .core_lp import core_columns, core_duals
+        """The pool's LP bound by core + pricing (``pricing.lp_bound``) within 2 × the time the
+        greedy took (at least ``BOUND_MIN_S``); if it gives none, the Lagrangian of the fitted
+        prices (valid for any prices). Then the guided pass and, on small pools, a local MIP."""
+        from gdo_opt.solvers import pricing
 
         t = time.perf_counter()
         value = problem.objective(indices)
-        _, inner, d = lag.evaluate()
-        lag.run(1)  # records the fitted multipliers' bound as the first candidate
-        core = core_columns(problem, d, inner, extra=indices, top_factor=1.5, floor_factor=1.0, floor_extra=1)
-        status, rows, duals = core_duals(form, core, options.remaining(), options.threads)
-        if duals is not None:
-            lag.set_from_duals(form, duals, rows)
-            lag.scale = 0.05  # start near the LP's multipliers: small steps
-        steps = POLISH_STEPS if problem.n <= GUIDED_MAX_N else POLISH_STEPS // 3
-        lag.run(steps, target=value, deadline=options.deadline)
-        result = lag.result()
-        info.update(bound_seconds=time.perf_counter() - t, bound_core=int(core.size), core_lp=status,
-                    lagrange_iterations=result.iterations)
-        options.report("bound", bound=result.bound, core=int(core.size), seconds=time.perf_counter() - t)
-        notes.append(f"Lagrangian bound {result.bound:.10g} (core LP {core.size} columns: {status}; "
-                     f"{result.iterations} multiplier steps) in {time.perf_counter() - t:.2f}s")
-        guided = options.guided if options.guided is not None else problem.n <= GUIDED_MAX_N
+        spent = max(BOUND_MIN_S, BOUND_FACTOR * (t - solve_start))  # the bound's share of the time
+        end = t + spent if options.deadline is None else min(options.deadline, t + spent)
+        result = pricing.lp_bound(problem, extra=indices, deadline=end, threads=options.threads,
+                                  on_round=options.progress)
+        info["bound_iterations"] = result.iterations
+        if result.has_bound:
+            bound, reduced = result.bound, result.reduced
+            notes.append(f"LP bound {bound:.10g} ({result.status}; core {result.core.size}, "
+                         f"{len(result.iterations)} pricing round(s)) in {time.perf_counter() - t:.2f}s")
+        else:
+            lag.run(POLISH_STEPS, target=value, deadline=end)
+            lr = lag.result()
+            bound, reduced = lr.bound, lr.reduced
+            notes.append(f"no LP bound ({result.status}: {result.message}); Lagrangian bound {bound:.10g} "
+                         f"({lr.iterations} multiplier steps)")
+        info["bound_seconds"] = time.perf_counter() - t
+        options.report("bound", bound=bound, seconds=time.perf_counter() - t)
+        repaired = bool(info.get("mip_tries"))
+        guided = options.guided if options.guided is not None else (problem.n <= GUIDED_MAX_N or not repaired)
         if guided and not options.expired():
             t = time.perf_counter()
-            order = np.lexsort((-problem.scores, -result.reduced))
-            g_idx, g_left, _ = run_greedy(problem, form, order, options.deadline, priority=result.reduced,
-                                          fallback=options.fallback, threads=options.threads)
+            g_end = t + spent if options.deadline is None else min(options.deadline, t + spent)
+            if result.has_bound and result.x_core is not None:
+                g_idx, g_left = guided_pass(problem, form, result, deadline=g_end)
+            else:
+                order = np.lexsort((-problem.scores, -reduced))
+                g_idx, g_left, _ = run_greedy(problem, form, order, g_end, priority=reduced,
+                                              fallback=options.fallback, threads=options.threads)
             g_value = problem.objective(g_idx)
             info["guided_objective"] = g_value
             options.report("guided pass", objective=g_value, seconds=time.perf_counter() - t)
             notes.append(f"guided pass {g_value:.10g} in {time.perf_counter() - t:.2f}s")
             if not g_left and g_value > value:
                 indices = g_idx
-            if not options.expired():  # local search around the better subset, by reduced cost
-                t = time.perf_counter()
+            gap = (bound - problem.objective(indices)) / max(1.0, abs(bound))
+            if problem.n <= GUIDED_MAX_N and gap > options.mip_gap and not options.expired():
+                t = time.perf_counter()  # local search around the better subset, by reduced cost
                 x = np.zeros(problem.n, dtype=bool)
                 x[indices] = True
                 size = min(problem.n, problem.budget_hi // 2 + 500)
                 # a local step, not a proof: at most as long as everything before it took
                 cap = max(0.5, time.perf_counter() - solve_start)
-                x, more = improve_by_mip(form, x, result.reduced, options.deadline, size, options.mip_gap,
+                x, more = improve_by_mip(form, x, reduced, options.deadline, size, options.mip_gap,
                                          options.threads, time_cap=cap)
                 info.update(more)
-                better = problem.objective(np.flatnonzero(x))
-                notes.append(f"neighbourhood MIP {better:.10g} in {time.perf_counter() - t:.2f}s")
                 indices = np.flatnonzero(x)
-        return result.bound, indices
+                notes.append(f"neighbourhood MIP {problem.objective(indices):.10g} in {time.perf_counter() - t:.2f}s")
+        return bound, indices
 
     def _no_subset(self, problem, lag, left, info, notes, options) -> RawResult:
         shown = ", ".join(left[:5]) + (f" (+{len(left) - 5} more)" if len(left) > 5 else "")

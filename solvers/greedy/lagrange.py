@@ -77,7 +77,7 @@ class Lagrangian:
                 self.groups.append(g)
         for g in self.groups:  # code −1 points at a trailing zero multiplier: one gather per family
             g.ext = np.where(g.member, g.codes, g.lo.size)
-        rows, lo, hi, self.w_scale, self.w_key = [], [], [], [], []
+        rows, lo, hi, self.w_key = [], [], [], []
         for fi, f in enumerate(problem.families):
             if f.counted:
                 continue
@@ -89,7 +89,6 @@ class Lagrangian:
                 rows.append(w / scale)
                 lo.append(block.lo[r] / scale)
                 hi.append(block.hi[r] / scale)
-                self.w_scale.append(scale)
                 self.w_key.append((fi, int(block.ids[r])))
         self.W = np.array(rows) if rows else np.zeros((0, self.n))
         self.w_lo, self.w_hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
@@ -237,22 +236,6 @@ class Lagrangian:
                     else:
                         lo_y, hi_y = (lo_y, mid) if bad else (mid, hi_y)
                 self.w_y[r] = hi_y if want_up else lo_y
-
-    def set_from_duals(self, form, row_dual: np.ndarray, rows: np.ndarray | None = None) -> None:
-        """Multipliers from LP row duals (d = c − Aᵀy, HiGHS's convention) on standard-form
-        ``rows`` (default: all); the inner family's duals are not needed (it is kept exact)."""
-        rows = np.arange(form.A.shape[0]) if rows is None else np.asarray(rows)
-        fam, grp = form.row_family[rows], form.row_group[rows]
-        for g in self.groups:
-            pick = fam == g.family
-            y = np.zeros(g.lo.size)
-            y[grp[pick]] = row_dual[pick]
-            g.y = _signed(y, g.has_hi, g.has_lo)
-        key = {(int(f), int(r)): float(v) for f, r, v in zip(fam, grp, row_dual)
-               if f >= 0 and not self.problem.families[int(f)].counted}
-        y = np.array([key.get(k, 0.0) * s for k, s in zip(self.w_key, self.w_scale)])
-        if y.size:
-            self.w_y = _signed(y, np.isfinite(self.w_hi), np.isfinite(self.w_lo))
 
     def run(self, iterations: int, target: float | None = None, deadline: float | None = None) -> None:
         """Subgradient steps t = scale·(L − target)/‖s‖² (Polyak); without a target, 5% below L."""
