@@ -99,8 +99,10 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
                              "incumbent, gap, elapsed); default: on when stderr is a terminal")
 
 
-def load_inputs(args: argparse.Namespace):
-    """The candidate table and aligned metrics, from --candidates or on-the-fly ingest."""
+def load_inputs(args: argparse.Namespace, presets: list | None = None):
+    """The candidate table and aligned metrics, from --candidates or on-the-fly ingest (lean: no text
+    or media in memory; only the columns the paper goals read when every one of ``presets`` is a
+    paper goal)."""
     from gdo_opt.goal.metrics import load_metrics, no_metrics
     from gdo_opt.memory import return_freed_memory
 
@@ -115,7 +117,8 @@ def load_inputs(args: argparse.Namespace):
     elif args.onevision or args.video:
         from gdo_opt.ingest.pool import ingest
 
-        frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean=True).to_pandas(arrow_backed=True)
+        frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean="paper" if presets and all(p.is_paper for p in presets) else True
+                       ).to_pandas(arrow_backed=True)
     else:
         raise GdoError("no pool: pass --candidates DIR/candidates.parquet or --onevision/--video FILE")
     non_finite = getattr(args, "non_finite", "missing")

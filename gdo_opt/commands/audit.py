@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     preset = load_preset(require_goal(args.preset))
     config = select_config(args)
     read = read_subset(args.subset)  # a bad subset file fails before a large pool is read
-    frame, metrics = load_inputs(args)
+    frame, metrics = load_inputs(args, [preset])
     report = audit_file(args.subset, frame, metrics, preset, config, solve=not args.no_solve, read=read)
     if args.out:
         write_json(args.out, report)

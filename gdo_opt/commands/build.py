@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     presets = [load_preset(p) for p in (args.presets or BUILTIN)]
     config = select_config(args)
-    frame, metrics = load_inputs(args)
+    frame, metrics = load_inputs(args, presets)
     build_all(frame, metrics, presets, config, args.out)
     return 0

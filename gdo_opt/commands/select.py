@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     preset = load_preset(require_goal(args.preset))  # validate the preset before reading a large pool
     config = select_config(args)
-    frame, metrics = load_inputs(args)
+    frame, metrics = load_inputs(args, [preset])
     result = select_subset(frame, metrics, preset, config)
     write_outputs(result, frame, metrics, args.out)
     return 0

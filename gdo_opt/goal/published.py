@@ -210,6 +210,20 @@ class PublishedPool:
             self._cache["profile"] = out
         return self._cache["profile"]
 
+    def field_frame(self) -> pd.DataFrame:
+        """The seven fields as categorical columns (cheap to count and sort at 1M rows)."""
+        coded = self._cache.get("coded")
+        if coded is None:
+            return pd.DataFrame(self.fields)
+        out = {}
+        for name in FIELDS:  # categories in sorted order, as factorize(sort=True) of the labels has them
+            codes, labels = coded[name]
+            order = np.argsort(np.asarray(labels, dtype=str), kind="stable")
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            out[name] = pd.Categorical.from_codes(rank[codes], categories=pd.Index(np.asarray(labels)[order], dtype=object))
+        return pd.DataFrame(out)
+
     def stratum_counts(self) -> np.ndarray:
         return np.bincount(self.stratum, minlength=self.stratum_labels.size)
 
@@ -310,8 +324,10 @@ def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPoo
     uid = pc.fill_null(text_column(frame["video_uid"]), "")
     vcodes = _dict_codes(uid)
     vcodes = np.where(video & pc.not_equal(uid, "").to_numpy(zero_copy_only=False), vcodes, -1).astype(np.int64)
-    return PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, src_codes.astype(np.int64),
+    pool = PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, src_codes.astype(np.int64),
                          q_tokens, a_tokens, a_distinct, text_column(frame["qa_uid"]))
+    pool._cache["coded"] = coded
+    return pool
 
 
 # ------------------------------------------------------------------------------------------ ρ

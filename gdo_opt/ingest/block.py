@@ -96,14 +96,18 @@ def _media_lists(plan: _MediaPlan, sel: np.ndarray, target: int, root: str) -> p
 
 
 EXPORT_ONLY = ("qa_uid", "question", "answer", "media", "media_kind")
+PAPER_SKIPS = ("source_group", "duration_bucket", "temporal_category", "question_form", "q_len_bucket",
+               "a_len_bucket", "stratum", "dedup_key", "dedup_key_q")
 
 
-def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions, export_only: bool = False) -> pa.Table:
+def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions, export_only: bool = False,
+                  paper_only: bool = False) -> pa.Table:
     """Raw rows + messages of one block -> candidate rows (one per user->assistant turn).
 
     Bad rows are counted into ``block.skips`` with their file:line and dropped. ``export_only``
     (re-reading exported rows, ``gdo_opt.ingest.reload``) builds just the ``EXPORT_ONLY`` columns,
-    the same values, without the strata, cues and fingerprints.
+    the same values, without the strata, cues and fingerprints; ``paper_only`` (a lean ingest for
+    the paper goals) keeps every column but ``PAPER_SKIPS``.
     """
     rows, msgs, skips = block.rows, block.msgs, block.skips
     n = rows.num_rows
@@ -182,6 +186,12 @@ def process_block(block: RawBlock, kind: str, file: str, opts: IngestOptions, ex
         return pa.table({"qa_uid": qa_uid, "question": question, "answer": answer, "media": media,
                          "media_kind": media_kind.take(take)})
     bucket_t = bucket.take(take)
+    if paper_only:
+        return pa.table({"qa_uid": qa_uid, "row_id": row_id_t, "turn": pa.array(turn, pa.int32()),
+                         "video_uid": video_uid, "bucket": bucket_t, "question": question, "answer": answer,
+                         "media": media, "media_kind": media_kind.take(take), "n_frames": pa.array(n_frames).take(take),
+                         "source": source.take(take), "file": constant(m, file),
+                         "line": pa.array(lines, pa.int64()).take(take)})
     nq, na = normalize(question), normalize(answer)
     q_words, a_words = word_counts(nq), word_counts(na)
     temporal = pc.if_else(pc.match_substring_regex(question, TEMPORAL_RE, ignore_case=True), "temporal", "static")

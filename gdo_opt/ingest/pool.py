@@ -111,7 +111,7 @@ def ingest(
     source_groups: dict[str, str] | None = None,
     frames_fps: float = 1.0,
     media_dir: str | os.PathLike | None = None,
-    lean: bool = False,
+    lean: bool | str = False,
 ) -> IngestResult:
     """Pool files -> candidate table + profile; writes ``out_dir/candidates.parquet`` and
     ``out_dir/profile.json`` atomically when ``out_dir`` is given.
@@ -123,6 +123,8 @@ def ingest(
     ``lean=True`` (``select`` on JSONL files) keeps no ``media`` lists in memory: the result's
     ``lean`` (a ``LeanSource``) lets ``gdo_opt.ingest.reload`` rebuild them for the exported rows.
     It applies only where the rows can be re-read (JSONL files, no ``out_dir``, no ``check_media``).
+    ``lean="paper"`` also skips the columns only our weighted presets read (our strata, cues and
+    fingerprints): the paper goals derive theirs from the builder's view (``goal.published``).
     """
     if not (np.isfinite(float(frames_fps)) and float(frames_fps) > 0):
         raise GdoError(f"--frames-fps = {frames_fps}: must be a finite number > 0")
@@ -137,11 +139,12 @@ def ingest(
     if lean:
         from gdo_opt.ingest.hf import is_hf_source
 
-        lean = out_dir is None and not check_media and not any(is_hf_source(str(p)) for _, p in inputs)
+        if out_dir is not None or check_media or any(is_hf_source(str(p)) for _, p in inputs):
+            lean = False
     if lean:
         from dataclasses import replace
 
-        opts = replace(opts, lean=True)
+        opts = replace(opts, lean="paper" if lean == "paper" else "all")
     table, skips, stats = build_table(inputs, opts, workers=workers, progress=progress)
     table = _drop_duplicate_ids(table, skips)
     if check_media:

@@ -49,4 +49,5 @@ class IngestOptions:
     frames_fps: float = 1.0  # frames per second assumed for frame lists without a `duration`
     source_groups: dict[str, str] | None = None
     media_dir: str | None = None  # where embedded media bytes are written (content-addressed)
-    lean: bool = False  # JSONL rows keep no `media` lists; gdo_opt.ingest.reload rebuilds them for exports
+    lean: str | None = None  # "all" / "paper": JSONL rows keep no text or media (gdo_opt.ingest.reload
+    # rebuilds them for exports); "paper" also skips our own strata, cues and fingerprints

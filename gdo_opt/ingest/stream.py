@@ -40,7 +40,7 @@ def _jsonl_job(buf: bytes, first_line: int, kind: str, file: str, opts: IngestOp
     """Parse + process one JSONL block. In a worker process the result is spilled to an Arrow IPC
     file (``spill``) that the parent memory-maps: no pickling of large tables."""
     block = parse_jsonl_block(buf, first_line, file, use_threads=use_threads)
-    table = process_block(block, kind, file, opts)
+    table = process_block(block, kind, file, opts, paper_only=opts.lean == "paper")
     if opts.lean:
         table = lean_table(table)
     if spill is None:

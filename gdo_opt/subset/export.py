@@ -75,7 +75,7 @@ def _media_json(media) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
-              frames_as: str = "images") -> np.ndarray:
+              frames_as: str = "images", stratum: np.ndarray | None = None) -> np.ndarray:
     """One JSON line (without newline) per row of ``frame``, in ``frame``'s order."""
     if frames_as not in FRAMES_AS:
         raise ParameterError("frames_as", f"expected one of {', '.join(FRAMES_AS)}", frames_as)
@@ -112,7 +112,7 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
         meta = meta + body
     meta = (meta + '},"rho":' + _json_numbers(rho)
             + ',"source":' + _json_strings(frame["source"].to_numpy())
-            + ',"stratum":' + _json_strings(frame["stratum"].to_numpy()) + "}")
+            + ',"stratum":' + _json_strings(frame["stratum"].to_numpy() if stratum is None else stratum) + "}")
     line = ('{"messages":[{"role":"user","content":' + user
             + '},{"role":"assistant","content":' + assistant + "}],"
             + media_key + media_json
@@ -133,7 +133,7 @@ EXPORT_BATCH = 8192  # rows turned into JSON at a time: the export's memory does
 
 
 def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
-                   frames_as: str = "images", batches=None) -> dict:
+                   frames_as: str = "images", batches=None, stratum: np.ndarray | None = None) -> dict:
     """Write several subsets of ``frame`` (``{path: row indices}``) in ``write_sft``'s format, in a
     memory that does not grow with their size: each exported row is turned into its JSON line once,
     batch by batch, and spooled to a temporary file beside the outputs; each output is then copied
@@ -157,7 +157,8 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
         offset = 0
         for rows, sub in batches:
             at = np.searchsorted(union, rows)
-            lines = sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()}, frames_as)
+            lines = sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()}, frames_as,
+                              None if stratum is None else stratum[rows])
             data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
             sizes = np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
             start[at] = offset + np.cumsum(sizes) - sizes

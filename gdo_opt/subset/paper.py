@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from gdo_opt.errors import GdoError
-from gdo_opt.goal.published import ScoreSwitches, legacy_from, published_pool, published_score
+from gdo_opt.goal.published import FIELDS, ScoreSwitches, legacy_from, published_pool, published_score
 from gdo_opt.goal.published_set import choose_k, derive, elastic_problem, solve_paper, stage_plan, survivors
 
 ON_INFEASIBLE = ("relax", "fail")
@@ -214,7 +215,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
         "constraints": _constraint_rows(sol.problem, cols),
         "derivation": goal.derived.notes,
         "baseline": baseline_info,
-        "fields": field_distributions(frame, subsets),
+        "fields": field_distributions(pool.field_frame(), subsets, fields=FIELDS),  # the goal's own strata
         "descriptors": descriptor_summaries({**metrics.values, **extra}, subsets),
         "outputs": output_names(config, baseline is not None),
         "export": {"frames_as": config.frames_as, "sort": "qa_uid"},
@@ -231,7 +232,9 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
     for i, stage in enumerate(sol.stages):
         timing[f"stage_{i}_s"] = float(stage["seconds"])
-    return SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)
+    result = SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)
+    result.stratum = pool.stratum_labels[pool.stratum]  # exported as meta.stratum: the builder's 7-field label
+    return result
 
 
 def _constraint_rows(problem, cols) -> list[dict]:

@@ -89,6 +89,8 @@ class SelectResult:
     eligible: np.ndarray  # rows that entered the problem
     report: dict
     timing: dict = field(default_factory=dict)
+    stratum: np.ndarray | None = None  # per candidate: the stratum label exported in meta (paper goals: the
+    # builder's 7-field label; None: the candidate table's `stratum` column)
 
 
 def _r(x) -> float | None:
@@ -277,7 +279,7 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
     with publish_set(out, owned=_select_output) as stage:
         union = np.unique(np.concatenate(list(outputs.values())))
         write_sft_sets({stage / name: rows for name, rows in outputs.items()}, frame, result.rho, metrics.values,
-                       result.config.frames_as, batches=export_batches(frame, union))
+                       result.config.frames_as, batches=export_batches(frame, union), stratum=result.stratum)
         result.timing["export_s"] = time.perf_counter() - t0
         if result.config.parquet:
             from gdo_opt.subset.export_parquet import jsonl_to_parquet
@@ -320,8 +322,9 @@ def export_batches(frame: pd.DataFrame, rows: np.ndarray):
 
     files = text_column(frame["file"]).take(pa.array(rows)).to_numpy(zero_copy_only=False)
     uids = text_column(frame["qa_uid"]).take(pa.array(rows))
+    exported = frame[kept].iloc[rows].reset_index(drop=True)  # one gather per column, then cheap row picks
     for at, table in iter_reloaded(files, frame["line"].to_numpy()[rows], uids, lean):
-        sub = frame[kept].iloc[rows[at]].reset_index(drop=True)
+        sub = exported.iloc[at].reset_index(drop=True)
         for name in LEAN_DROPPED:
             sub[name] = pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)), index=sub.index)
         yield rows[at], sub

@@ -26,17 +26,18 @@ def _run(pool, out, lean, goal):
     result = ingest(onevision=[str(pool / "onevision.jsonl")], video=[str(pool / "video.jsonl")], progress=False,
                     lean=lean)
     frame = result.to_pandas(arrow_backed=lean)
-    assert all((c in frame.columns) != lean for c in LEAN_DROPPED)
+    assert all((c in frame.columns) != bool(lean) for c in LEAN_DROPPED)
+    assert ("stratum" in frame.columns) == (lean != "paper")
     metrics = load_metrics(pool / "metrics.jsonl", frame["qa_uid"])
     chosen = select_subset(frame, metrics, load_preset(goal), SelectConfig(html=False, baseline_multiplier=3))
     write_outputs(chosen, frame, metrics, out, console=False)
     return frame
 
 
-@pytest.mark.parametrize("goal", ["temp_plus", "minloss_weighted"])
-def test_lean_select_writes_the_same_bytes(pool, tmp_path, goal):
+@pytest.mark.parametrize("goal,lean", [("temp_plus", True), ("temp_plus", "paper"), ("minloss_weighted", True)])
+def test_lean_select_writes_the_same_bytes(pool, tmp_path, goal, lean):
     _run(pool, tmp_path / "full", False, goal)
-    _run(pool, tmp_path / "lean", True, goal)
+    _run(pool, tmp_path / "lean", lean, goal)
     names = sorted(p.name for p in (tmp_path / "full").iterdir())
     assert "gdo_1x.jsonl" in names and any(n.startswith("uni_") for n in names)
     assert names == sorted(p.name for p in (tmp_path / "lean").iterdir())
