@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from gdo_opt.errors import GdoError
 from gdo_opt.goal.published import FIELDS, ScoreSwitches, legacy_from, published_pool, published_score
