@@ -85,3 +85,32 @@ def test_both_core_endings_are_certified(preset, path):
     assert sel.bound >= exact.objective - 1e-6
     assert sel.objective >= exact.objective - 1e-4 * abs(sel.bound)
     assert sel.gap <= 1e-4 and sel.status == "optimal"
+
+
+@pytest.mark.parametrize("limit", [0.05, 0.5, 2.0])
+def test_tiny_time_limits_return_a_checked_answer_or_a_clear_status(limit):
+    """Behaviour, not speed: whatever phase the limit hits, the answer is a feasible subset with a
+    valid bound, or no subset with status time_limit; never a hang past the limit's slack."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    problem = make_hard_instance(30_000, seed=2).problem
+    exact = problem.solve("auto", force_core=True, mip_gap=1e-6)
+    sel = problem.solve("auto", force_core=True, time_limit=limit, mip_gap=1e-9)
+    assert sel.seconds < limit + 15
+    assert sel.status in ("optimal", "feasible", "time_limit"), sel.message
+    if sel.indices is not None and len(sel.indices):
+        assert problem.check(sel.indices) == []
+    if np.isfinite(sel.bound):
+        assert sel.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+
+def test_statuses_follow_the_requested_gap():
+    from gdo_opt.testing.instances import make_hard_instance
+
+    problem = make_hard_instance(30_000, seed=4).problem
+    loose = problem.solve("auto", force_core=True, mip_gap=1e-2)
+    assert loose.status == "optimal" and loose.gap <= 1e-2
+    tight = problem.solve("auto", force_core=True, mip_gap=0.0, time_limit=3)
+    assert (tight.status == "optimal") == (tight.gap <= 1e-6 or tight.objective >= tight.bound - 1e-6)
+    if tight.status != "optimal":
+        assert tight.status in ("feasible", "time_limit") and tight.gap > 0

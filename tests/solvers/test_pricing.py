@@ -65,3 +65,53 @@ def test_pricing_result_on_core_reaches_direct_mip_optimum():
     assert np.array_equal(np.sort(sel.indices), np.sort(direct.indices)) or sel.objective == pytest.approx(
         direct.objective, rel=1e-12
     )
+
+
+@pytest.mark.parametrize("method", ["simplex", "ipm", "ipm-nocrossover"])
+def test_every_first_lp_method_reaches_the_full_lp_on_the_hard_family(method):
+    """Knapsack + covering rows: the covering floor starts on its artificial column, pricing pulls
+    in the columns it needs; the interior point without crossover still gives a valid bound."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    problem = make_hard_instance(20_000, seed=3).problem
+    lp = full_lp(problem)
+    core = np.argsort(-problem.scores, kind="stable")[: problem.budget_hi]  # misses the covering row
+    result = pricing.price(problem, core, method=method, add_cap=500)
+    assert result.status == "optimal", result.message
+    assert result.bound >= lp.objective - 1e-6 * abs(lp.objective)
+    assert result.bound == pytest.approx(lp.objective, rel=1e-6)
+    assert result.iterations[0]["artificial"] > 0 and result.iterations[-1]["artificial"] <= pricing.ART_TOL
+
+
+def test_pricing_cut_short_still_returns_a_valid_bound():
+    from gdo_opt.testing.instances import make_hard_instance
+
+    problem = make_hard_instance(20_000, seed=5).problem
+    lp = full_lp(problem)
+    core = np.argsort(-problem.scores, kind="stable")[: problem.budget_hi]
+    for rounds in (1, 2, 3):
+        result = pricing.price(problem, core, max_rounds=rounds, add_cap=100)
+        assert result.status == "stopped" and len(result.iterations) == rounds
+        assert result.bound >= lp.objective - 1e-6 * abs(lp.objective)  # looser, never below
+        assert result.reduced is not None
+
+
+def test_signed_duals_keep_the_bound_valid():
+    problem = make_instance(5_000, seed=7).problem
+    lp = full_lp(problem)
+    pricer = pricing.Pricer(problem)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        y = rng.normal(0.0, 1.0, lp.row_dual.size)  # arbitrary signs: clipped, never invalid
+        value, _ = pricer.lagrangian(pricer.signed(y))
+        assert value >= lp.objective - 1e-7
+
+
+def test_effective_budget_reads_a_count_row():
+    from gdo_opt.selection.problem import SelectionProblem
+
+    n = 1_000
+    p = SelectionProblem(np.linspace(1.0, 2.0, n), budget=(0, n))
+    p.add_group_bounds(np.full(n, "all", dtype=object), lo={"all": 50}, hi={"all": 50}, name="size_k")
+    assert pricing.effective_budget(p, p.standard_form()) == 50
+    assert pricing.initial_core(p).size < n
