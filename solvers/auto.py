@@ -29,6 +29,7 @@ from gdo_opt.solvers.highs import HighsOptions
 
 DIRECT_MAX_NNZ = 250_000
 PRICING_SHARE = 0.5  # of the time limit, at most, for the pricing loop
+GREEDY_SHARE = 0.3  # of the time left, at most, for the LP-guided greedy
 SUPPORT_SHARE = 0.4  # of the time left, at most, for the MIP on the LP's support
 SUPPORT_MAX_S = 60.0  # its limit when the solve has none (the core MIP follows anyway)
 
@@ -109,7 +110,9 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     t = time.perf_counter()
     g_idx, g_ok = None, False
     if result.has_bound and result.x_core is not None:
-        lp_idx, lp_left = greedy.guided_pass(problem, pricer.form, result, deadline=options.deadline)
+        remaining = options.remaining()
+        cap = None if remaining is None else time.perf_counter() + GREEDY_SHARE * remaining
+        lp_idx, lp_left = greedy.guided_pass(problem, pricer.form, result, deadline=cap)
         if not lp_left:
             g_idx, g_ok = lp_idx, True
     if not g_ok and not options.expired():

@@ -308,11 +308,11 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
                 x_core, cols = _sorted_solution(lp.cols, res["x"])
                 return PricingResult("optimal", min(value, bound if math.isfinite(bound) else value),
                                      float(res["objective"]), cols, d, x_core, iterations, "")
-            if escalations >= 3:
+            if escalations >= 2:
                 return _full_lp_verdict(pricer, deadline, iterations,
                                         f"artificial columns still used ({art:.3g}) at M × 1e6")
             escalations += 1
-            lp.raise_big_m(100.0)
+            lp.raise_big_m(1e3)
             continue
         in_core[added] = True
         lp.add(added)
