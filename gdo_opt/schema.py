@@ -148,3 +148,16 @@ def text_column(series, keep_chunks: bool = False) -> pa.Array | pa.ChunkedArray
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
     return pc.fill_null(arr, "")
+
+
+def _arrow_type(typ: pa.DataType):
+    import pandas as pd
+
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return pd.ArrowDtype(typ)
+    return None
+
+
+def arrow_frame(table: pa.Table):
+    """pandas view of an Arrow table: numbers as numpy, text / lists as ``pd.ArrowDtype`` (zero copy)."""
+    return table.to_pandas(types_mapper=_arrow_type)

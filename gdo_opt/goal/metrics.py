@@ -26,6 +26,8 @@ from gdo_opt.goal.preset import DESCRIPTORS
 GDO_COLUMNS = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score", "ppl", "amm", "tnc_score",
                "self_consistency", "cluster_score", "cluster_hardness", "cluster_id", "cluster_dist")
 NESTED = "data_quality_metrics"
+# The columns whose statistics over every file row the published ρ uses (kept raw, per file row)
+LEGACY = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score")
 METRICS_BLOCK = 1 << 23  # bytes of metrics JSONL parsed at a time
 
 
@@ -106,7 +108,7 @@ def read_metrics_table(path: str | Path, non_finite: str = "missing",
     table, found = check_table(table, spec, str(path), non_finite=non_finite)
     if notes is not None:
         notes.extend(found)
-    from gdo_opt.ingest.pool import arrow_frame
+    from gdo_opt.schema import arrow_frame
 
     frame = arrow_frame(table)  # qa_uid stays in Arrow buffers: no per-row Python strings
     if len(pc.unique(table["qa_uid"])) != table.num_rows:  # C++ hash: ~10x faster than pandas here
@@ -247,7 +249,7 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
         out = np.full(len(position), np.nan)
         out[hit] = raw[position[hit]]
         values[column] = out
-        if column in GDO_COLUMNS:
+        if column in LEGACY:
             file_columns[column] = raw
     derived = []
     if "ppl" not in values and "loss_video" in values:

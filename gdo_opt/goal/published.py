@@ -20,13 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gdo_opt.goal.metrics import LEGACY
 from gdo_opt.goal.paper import SCORE_KEYS
 from gdo_opt.schema import text_column
 
 VIDEO, IMAGE = "short_video", "image_qa"
 FIELDS = ("bucket", "duration_bucket", "temporal_category", "question_form", "q_len_bucket", "a_len_bucket",
           "source_group")
-LEGACY = ("loss_video", "loss_blind", "frame_diversity", "vds", "quality_score")
 _MEDIA = r"<image>|<video>|<audio>"
 _MCQ = r"(?i)(\bchoices?\b)|(\nA\.)|(\nA\))"
 _TEMPORAL = r"(?i)\b(before|after|then|while|during|first|next|finally|sequence|later|earlier|transition|happen)\b"

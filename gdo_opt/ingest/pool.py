@@ -30,6 +30,7 @@ from gdo_opt.ingest.profile import build_profile
 from gdo_opt.ingest.read import SkipLog
 from gdo_opt.ingest.schema import COLUMNS, IngestOptions
 from gdo_opt.ingest.stream import build_table
+from gdo_opt.schema import arrow_frame
 
 __all__ = ["COLUMNS", "IngestOptions", "IngestResult", "ingest"]
 
@@ -60,17 +61,6 @@ class IngestResult:
         if self.lean is not None:
             frame.attrs["gdo_lean"] = self.lean  # write_outputs re-reads the exported rows' media
         return frame
-
-
-def _arrow_type(typ: pa.DataType):
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        return pd.ArrowDtype(typ)
-    return None
-
-
-def arrow_frame(table: pa.Table) -> pd.DataFrame:
-    """pandas view of an Arrow table: numbers as numpy, text / lists as ``pd.ArrowDtype`` (zero copy)."""
-    return table.to_pandas(types_mapper=_arrow_type)
 
 
 def _drop_duplicate_ids(table: pa.Table, skips: SkipLog) -> pa.Table:

@@ -140,7 +140,7 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
     from the spool in its own qa_uid order. ``batches`` (for a lean frame) yields ``(rows, frame of
     those rows)`` with the columns the frame lacks; by default batches are slices of ``frame``.
     Returns {path: row count}."""
-    import mmap
+    import os
     import tempfile
 
     from gdo_opt.schema import text_column
@@ -170,13 +170,13 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
         spool.flush()
         uids = text_column(frame["qa_uid"])
         counts = {}
-        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) if offset else memoryview(b"") as view:
-            for path, rows in outputs.items():
-                keys = uids.take(rows).to_numpy(zero_copy_only=False).astype(str) if rows.size else np.zeros(0, str)
-                at = np.searchsorted(union, rows[np.argsort(keys, kind="stable")])
-                with atomic_open(path, "wb") as handle:
-                    handle.writelines(view[s:s + n] for s, n in zip(start[at].tolist(), length[at].tolist()))
-                counts[path] = int(rows.size)
+        fd = spool.fileno()
+        for path, rows in outputs.items():
+            keys = uids.take(rows).to_numpy(zero_copy_only=False).astype(str) if rows.size else np.zeros(0, str)
+            at = np.searchsorted(union, rows[np.argsort(keys, kind="stable")])
+            with atomic_open(path, "wb") as handle:  # pread, not mmap: mapped pages would count as our memory
+                handle.writelines(os.pread(fd, n, s) for s, n in zip(start[at].tolist(), length[at].tolist()))
+            counts[path] = int(rows.size)
     return counts
 
 
