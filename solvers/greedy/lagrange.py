@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .fill import MAX_WEIGHTED_ROWS
+
 
 @dataclass
 class _Groups:
@@ -36,7 +38,7 @@ class _Groups:
     def __post_init__(self) -> None:
         self.y = np.zeros(self.lo.size)
         self.member = self.codes >= 0
-        self.idx = np.flatnonzero(self.member)
+        self.ext = np.where(self.member, self.codes, self.lo.size)  # −1 → a trailing zero multiplier
         self.hi0 = np.where(np.isfinite(self.hi), self.hi, 0.0)
         self.has_hi = np.isfinite(self.hi)
         self.has_lo = self.lo > 0
@@ -73,17 +75,16 @@ class Lagrangian:
                 continue
             g = _Groups(f.codes, f.lo.astype(np.float64), np.minimum(f.hi, f.sizes).astype(np.float64))
             if (g.has_lo | (g.hi < f.sizes)).any():
-                g.family = problem.families.index(f)
                 self.groups.append(g)
-        for g in self.groups:  # code −1 points at a trailing zero multiplier: one gather per family
-            g.ext = np.where(g.member, g.codes, g.lo.size)
+        # generic rows are priced densely, at most MAX_WEIGHTED_ROWS of them (the fill's limit); a row
+        # left out has multiplier 0, which keeps the bound valid (a relaxation of fewer rows)
         rows, lo, hi, self.w_key = [], [], [], []
         for fi, f in enumerate(problem.families):
             if f.counted:
                 continue
             block = f.rows(self.n)
             m = block.matrix.tocsr()
-            for r in range(m.shape[0]):
+            for r in range(min(m.shape[0], MAX_WEIGHTED_ROWS - len(rows))):
                 w = m[r].toarray().ravel()
                 scale = float(np.abs(w).max()) or 1.0  # rows in comparable units: better steps
                 rows.append(w / scale)

@@ -205,3 +205,20 @@ def test_tiny_time_limits_give_a_checked_subset_or_a_clear_status(limit):
         assert inst.problem.check(sel.indices) == []
     if sel.status == "time_limit":
         assert "time limit" in sel.message
+
+
+def test_many_linear_rows_keep_the_bound_valid():
+    """More generic rows than the greedy prices densely (64): the rest get multiplier 0, a
+    relaxation of fewer rows, so the bound stays valid."""
+    from gdo_opt.solvers.greedy.lagrange import Lagrangian
+
+    rng = np.random.default_rng(5)
+    n = 400
+    p = SelectionProblem(rng.normal(size=n), 40)
+    coef = rng.uniform(0, 1, (100, n))
+    p.add_linear(coef, hi=coef.sum(axis=1) * 0.12, name="rows")
+    assert Lagrangian(p).W.shape[0] == 64
+    exact = p.copy().solve("highs")
+    sel = p.solve("greedy")
+    assert sel.status in ("feasible", "optimal") and p.check(sel.indices) == []
+    assert sel.bound >= exact.objective - 1e-7
