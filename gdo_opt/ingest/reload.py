@@ -49,15 +49,11 @@ def _pick_lines(path: Path, wanted: np.ndarray):
         yield b"".join(pieces), wanted[lo:hi]
 
 
-def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource):
-    """Full candidate rows for the given (file, line, qa_uid) triples, a file block at a time:
-    yields (positions into the given arrays, the rows at those positions)."""
-    from gdo_opt.ingest.block import process_block
-    from gdo_opt.ingest.read import parse_jsonl_block
-
+def iter_picked(files: np.ndarray, lines: np.ndarray, source: LeanSource):
+    """The wanted source lines, a file block at a time (cheap: no parsing): yields (file, kind,
+    bytes of the wanted lines, their line numbers, positions into the given arrays)."""
     files = np.asarray(files, dtype=object)
     lines = np.asarray(lines, dtype=np.int64)
-    found = 0
     for file in sorted(set(files.tolist())):
         kind = source.kinds.get(file)
         if kind is None:
@@ -65,21 +61,37 @@ def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source
         mine = np.flatnonzero(files == file)
         wanted = np.unique(lines[mine])
         for buf, numbers in _pick_lines(Path(file), wanted):
-            block = parse_jsonl_block(buf, 1, file, use_threads=False)
-            rows = block.rows
-            if rows.num_rows != numbers.size:
-                raise GdoError(f"{file}: changed since ingest (line {int(numbers[0])} onwards no longer parses the same)")
-            line_type = rows.schema.field("line").type
-            block.rows = rows.set_column(rows.schema.get_field_index("line"), "line", pa.array(numbers, line_type))
-            table = process_block(block, kind, file, source.options, export_only=True)
-            here = mine[np.isin(lines[mine], numbers)]
-            position = pc.index_in(qa_uid.take(pa.array(here)), value_set=table.column("qa_uid"))
-            if position.null_count:
-                missing = qa_uid.take(pa.array(here)).filter(pc.is_null(position))[0].as_py()
-                raise GdoError(f"re-reading the exported rows: qa_uid {missing!r} is no longer in {file} "
-                               "(the file changed since ingest)")
-            found += here.size
-            yield here, table.take(position)
+            yield file, kind, buf, numbers, mine[np.isin(lines[mine], numbers)]
+
+
+def rebuild(file: str, kind: str, buf: bytes, numbers: np.ndarray, qa_uid: pa.Array,
+            options: IngestOptions) -> pa.Table:
+    """The export columns of the candidates ``qa_uid`` (in that order) from their source lines."""
+    from gdo_opt.ingest.block import process_block
+    from gdo_opt.ingest.read import parse_jsonl_block
+
+    block = parse_jsonl_block(buf, 1, file, use_threads=False)
+    rows = block.rows
+    if rows.num_rows != numbers.size:
+        raise GdoError(f"{file}: changed since ingest (line {int(numbers[0])} onwards no longer parses the same)")
+    line_type = rows.schema.field("line").type
+    block.rows = rows.set_column(rows.schema.get_field_index("line"), "line", pa.array(numbers, line_type))
+    table = process_block(block, kind, file, options, export_only=True)
+    position = pc.index_in(qa_uid, value_set=table.column("qa_uid"))
+    if position.null_count:
+        missing = qa_uid.filter(pc.is_null(position))[0].as_py()
+        raise GdoError(f"re-reading the exported rows: qa_uid {missing!r} is no longer in {file} "
+                       "(the file changed since ingest)")
+    return table.take(position)
+
+
+def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource):
+    """Export columns for the given (file, line, qa_uid) triples, a file block at a time:
+    yields (positions into the given arrays, the rows at those positions)."""
+    found = 0
+    for file, kind, buf, numbers, here in iter_picked(files, lines, source):
+        found += here.size
+        yield here, rebuild(file, kind, buf, numbers, qa_uid.take(pa.array(here)), source.options)
     if found != len(files):
         raise GdoError(f"re-reading the exported rows found {found} of {len(files)}: were the input files changed?")
 

@@ -133,13 +133,15 @@ EXPORT_BATCH = 8192  # rows turned into JSON at a time: the export's memory does
 
 
 def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
-                   frames_as: str = "images", batches=None, stratum: np.ndarray | None = None) -> dict:
+                   frames_as: str = "images", batches=None, stratum: np.ndarray | None = None,
+                   encoded=None) -> dict:
     """Write several subsets of ``frame`` (``{path: row indices}``) in ``write_sft``'s format, in a
     memory that does not grow with their size: each exported row is turned into its JSON line once,
     batch by batch, and spooled to a temporary file beside the outputs; each output is then copied
     from the spool in its own qa_uid order. ``batches`` (for a lean frame) yields ``(rows, frame of
     those rows)`` with the columns the frame lacks; by default batches are slices of ``frame``.
-    Returns {path: row count}."""
+    ``encoded`` yields ready ``(rows, bytes of their lines, line sizes)`` instead (a lean frame's rows,
+    built in worker processes: ``subset.export_lean``). Returns {path: row count}."""
     import os
     import tempfile
 
@@ -155,15 +157,17 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
     folder = next(iter(outputs)).parent if outputs else Path(".")
     with tempfile.TemporaryFile(dir=folder, prefix=".gdo-export-") as spool:
         offset = 0
-        for rows, sub in batches:
+        if encoded is None:
+            from gdo_opt.subset.export_lean import encode_lines
+
+            encoded = ((rows, *encode_lines(sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()},
+                                                       frames_as, None if stratum is None else stratum[rows])))
+                       for rows, sub in batches)
+        for rows, data, sizes in encoded:
             at = np.searchsorted(union, rows)
-            lines = sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()}, frames_as,
-                              None if stratum is None else stratum[rows])
-            data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
-            sizes = np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
             start[at] = offset + np.cumsum(sizes) - sizes
             length[at] = sizes
-            spool.write(b"".join(data))
+            spool.write(data)
             offset += int(sizes.sum())
         if (start < 0).any():
             raise GdoError(f"export: {int((start < 0).sum())} selected rows could not be rebuilt")

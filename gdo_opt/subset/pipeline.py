@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from gdo_opt.atomic import write_json
 from gdo_opt.errors import GdoError, ParameterError
@@ -278,8 +277,17 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
         outputs[result.report["outputs"]["baseline"]] = result.baseline
     with publish_set(out, owned=_select_output) as stage:
         union = np.unique(np.concatenate(list(outputs.values())))
+        from gdo_opt.ingest.stream import LEAN_DROPPED
+
+        if all(c in frame.columns for c in LEAN_DROPPED):
+            source = {"batches": export_batches(frame, union)}
+        else:  # a lean ingest: the rows' text and media come back from the input files
+            from gdo_opt.subset.export_lean import lean_lines
+
+            source = {"encoded": lean_lines(frame, union, result.rho, metrics.values, result.config.frames_as,
+                                            result.stratum)}
         write_sft_sets({stage / name: rows for name, rows in outputs.items()}, frame, result.rho, metrics.values,
-                       result.config.frames_as, batches=export_batches(frame, union), stratum=result.stratum)
+                       result.config.frames_as, stratum=result.stratum, **source)
         result.timing["export_s"] = time.perf_counter() - t0
         if result.config.parquet:
             from gdo_opt.subset.export_parquet import jsonl_to_parquet
@@ -304,30 +312,11 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
 
 
 def export_batches(frame: pd.DataFrame, rows: np.ndarray):
-    """(rows, frame of those rows) in batches for ``write_sft_sets``; a lean ingest's frame (no
-    ``media`` / ``question`` / ``answer``) gets them back from the input files, a file block at a time."""
-    from gdo_opt.ingest.stream import LEAN_DROPPED
-    from gdo_opt.subset.export import EXPORT_BATCH, EXPORT_COLUMNS
+    """(rows, frame of those rows) in batches for ``write_sft_sets`` (a frame with every column)."""
+    from gdo_opt.subset.export import EXPORT_BATCH
 
-    if all(c in frame.columns for c in LEAN_DROPPED):
-        for a in range(0, rows.size, EXPORT_BATCH):
-            yield rows[a:a + EXPORT_BATCH], frame.iloc[rows[a:a + EXPORT_BATCH]]
-        return
-    kept = [c for c in EXPORT_COLUMNS if c in frame.columns]  # take only what a line prints
-    lean = frame.attrs.get("gdo_lean")
-    if lean is None:
-        raise GdoError("candidates: no media column to export (and no source files to re-read it from)")
-    from gdo_opt.ingest.reload import iter_reloaded
-    from gdo_opt.schema import text_column
-
-    files = text_column(frame["file"]).take(pa.array(rows)).to_numpy(zero_copy_only=False)
-    uids = text_column(frame["qa_uid"]).take(pa.array(rows))
-    exported = frame[kept].iloc[rows].reset_index(drop=True)  # one gather per column, then cheap row picks
-    for at, table in iter_reloaded(files, frame["line"].to_numpy()[rows], uids, lean):
-        sub = exported.iloc[at].reset_index(drop=True)
-        for name in LEAN_DROPPED:
-            sub[name] = pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)), index=sub.index)
-        yield rows[at], sub
+    for a in range(0, rows.size, EXPORT_BATCH):
+        yield rows[a:a + EXPORT_BATCH], frame.iloc[rows[a:a + EXPORT_BATCH]]
 
 
 def _select_output(name: str) -> bool:
