@@ -88,22 +88,27 @@ class Pricer:
         return value, d
 
 
+def row_extremes(A, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(min, max, row ids) of ``data`` (A.data or a function of it) per non-empty row of CSR A,
+    in one pass: empty rows hold no data, so the reduceat segments of the others stay aligned."""
+    rows = np.flatnonzero(np.diff(A.indptr) > 0)
+    if rows.size == 0:
+        return np.zeros(0), np.zeros(0), rows
+    starts = A.indptr[rows]
+    return np.minimum.reduceat(data, starts), np.maximum.reduceat(data, starts), rows
+
+
 def effective_budget(problem, form) -> int:
     """How many candidates a selection can hold, for sizing the core: the budget, or less when a
     row of unit coefficients caps a count (the paper goals' ``size_k`` group under a budget of N):
     hi_r plus the positive-score candidates outside row r. Only a size; no bound depends on it."""
     A = form.A
     k = int(problem.budget_hi)
-    rows = np.flatnonzero(np.diff(A.indptr) > 0)  # empty rows hold no data: segments stay aligned
-    if rows.size == 0:
-        return max(1, k)
-    starts = A.indptr[rows]
-    lo = np.minimum.reduceat(A.data, starts)
-    hi = np.maximum.reduceat(A.data, starts)
+    lo, hi, rows = row_extremes(A, A.data)
     unit = rows[(lo == 1.0) & (hi == 1.0) & np.isfinite(form.row_hi[rows])]
     if unit.size:
         positive = (form.c > 0).astype(np.float64)
-        inside = A[unit] @ positive
+        inside = (A @ positive)[unit]
         k = min(k, int(np.min(form.row_hi[unit] + positive.sum() - inside)))
     return max(1, k, int(problem.budget_lo))
 
@@ -157,16 +162,12 @@ class CoreLP:
         need = np.flatnonzero((form.row_lo > 0) | (form.row_hi < 0))
         self.art_rows = need
         scale = 1.0 + float(np.abs(form.c).max()) if form.c.size else 1.0
-        absA = abs(form.A[need]) if need.size else None
         if need.size:
             # M_r prices one unit of row r above anything a real column is worth per unit of r
-            data = absA.data
-            counts = np.diff(absA.indptr)
-            starts = absA.indptr[:-1][counts > 0]
-            smallest = np.ones(need.size)
-            if data.size:
-                smallest[counts > 0] = np.minimum.reduceat(data, starts)
-            self.big_m = (big_m or 1e3) * scale / np.maximum(smallest, 1e-6)
+            smallest = np.ones(m)
+            low, _, rows = row_extremes(form.A, np.abs(form.A.data))
+            smallest[rows] = low
+            self.big_m = (big_m or 1e3) * scale / np.maximum(smallest[need], 1e-6)
         else:
             self.big_m = np.zeros(0)
         self.n_art = 0
