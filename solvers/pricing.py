@@ -262,6 +262,9 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
     pricer = pricer or Pricer(problem)
     form = pricer.form
     n = problem.n
+    if deadline is not None and time.perf_counter() >= deadline - 0.05:
+        return PricingResult("error", math.nan, math.nan, np.asarray(core, dtype=np.int64), None, None, [],
+                             "no valid duals before the time limit (pricing not started)")
     in_core = np.zeros(n, dtype=bool)
     core = np.unique(np.asarray(core, dtype=np.int64))
     in_core[core] = True
