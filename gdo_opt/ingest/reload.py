@@ -49,9 +49,17 @@ def _pick_lines(path: Path, wanted: np.ndarray):
         yield b"".join(pieces), wanted[lo:hi]
 
 
+def picked_order(files: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The order in which ``iter_picked`` yields the positions: files by name, then line, then position."""
+    files = np.asarray(files, dtype=object)
+    _, file_rank = np.unique(files.astype(str), return_inverse=True)
+    return np.lexsort((np.arange(files.size), np.asarray(lines, dtype=np.int64), file_rank.ravel()))
+
+
 def iter_picked(files: np.ndarray, lines: np.ndarray, source: LeanSource):
     """The wanted source lines, a file block at a time (cheap: no parsing): yields (file, kind,
-    bytes of the wanted lines, their line numbers, positions into the given arrays)."""
+    bytes of the wanted lines, their line numbers, positions into the given arrays) in the order
+    ``picked_order`` gives."""
     files = np.asarray(files, dtype=object)
     lines = np.asarray(lines, dtype=np.int64)
     for file in sorted(set(files.tolist())):
@@ -61,7 +69,8 @@ def iter_picked(files: np.ndarray, lines: np.ndarray, source: LeanSource):
         mine = np.flatnonzero(files == file)
         wanted = np.unique(lines[mine])
         for buf, numbers in _pick_lines(Path(file), wanted):
-            yield file, kind, buf, numbers, mine[np.isin(lines[mine], numbers)]
+            here = mine[np.isin(lines[mine], numbers)]
+            yield file, kind, buf, numbers, here[np.argsort(lines[here], kind="stable")]
 
 
 def rebuild(file: str, kind: str, buf: bytes, numbers: np.ndarray, qa_uid: pa.Array,

@@ -47,6 +47,15 @@ def _block_lines(task) -> tuple[np.ndarray, bytes, np.ndarray]:
     return (rows, *encode_lines(lines))
 
 
+def lean_arrival(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """The pool rows in the order ``lean_lines`` yields them."""
+    from gdo_opt.ingest.reload import picked_order
+    from gdo_opt.schema import text_column
+
+    files = text_column(frame["file"]).take(pa.array(rows)).to_numpy(zero_copy_only=False)
+    return rows[picked_order(files, frame["line"].to_numpy()[rows])]
+
+
 def lean_lines(frame: pd.DataFrame, rows: np.ndarray, rho: np.ndarray, descriptors: dict, frames_as: str,
                stratum: np.ndarray | None, workers: int | None = None):
     """(pool rows, their JSON lines as bytes, line sizes) for the sorted pool ``rows`` of a lean frame."""

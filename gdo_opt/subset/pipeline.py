@@ -282,10 +282,10 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
         if all(c in frame.columns for c in LEAN_DROPPED):
             source = {"batches": export_batches(frame, union)}
         else:  # a lean ingest: the rows' text and media come back from the input files
-            from gdo_opt.subset.export_lean import lean_lines
+            from gdo_opt.subset.export_lean import lean_arrival, lean_lines
 
             source = {"encoded": lean_lines(frame, union, result.rho, metrics.values, result.config.frames_as,
-                                            result.stratum)}
+                                            result.stratum), "arrival": lean_arrival(frame, union)}
         write_sft_sets({stage / name: rows for name, rows in outputs.items()}, frame, result.rho, metrics.values,
                        result.config.frames_as, stratum=result.stratum, **source)
         result.timing["export_s"] = time.perf_counter() - t0

@@ -95,3 +95,22 @@ def test_media_json_equals_json_dumps_for_any_path():
         text, counts = _media_json(series)
         assert text.tolist() == expected
         assert counts.tolist() == [len(m or []) for m in lists]
+
+
+@pytest.mark.parametrize("sorted_pool", [True, False])
+def test_several_outputs_direct_and_spooled_write_the_same_lines(tmp_path, sorted_pool):
+    """A pool already in qa_uid order is written straight through; any other order goes through the
+    spool; both give every output its rows in qa_uid order, each line exactly once per output."""
+    from gdo_opt.subset.export import sft_lines, write_sft_sets
+
+    frame = _frame()
+    if sorted_pool:
+        frame = frame.sort_values("qa_uid").reset_index(drop=True)
+    rho = np.arange(4, dtype=float)
+    outputs = {tmp_path / "a.jsonl": np.array([0, 2]), tmp_path / "b.jsonl": np.array([3, 1, 0, 2]),
+               tmp_path / "c.jsonl": np.array([], dtype=np.int64)}
+    counts = write_sft_sets(outputs, frame, rho, {})
+    lines = sft_lines(frame, rho, {})
+    for path, rows in outputs.items():
+        expected = [lines[i] for i in sorted(rows.tolist(), key=lambda i: frame["qa_uid"][i])]
+        assert path.read_text().splitlines() == expected and counts[path] == rows.size
