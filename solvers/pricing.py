@@ -248,16 +248,20 @@ def choose_method(nnz: int, method: str) -> tuple[str, bool]:
 
 
 IPM_MIN_NNZ = 3_000_000
+STALL_S = 60.0  # a simplex round longer than this counts as stalled (see ``price``)
 
 
 def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: float | None = None,
           threads=None, max_rounds: int = 60, add_cap: int | None = None, tol: float = 1e-9,
-          method: str = "choose", on_round=None, big_m: float | None = None) -> PricingResult:
+          method: str = "choose", on_round=None, big_m: float | None = None,
+          stall_s: float = STALL_S) -> PricingResult:
     """Solve the LP on ``core``, price all columns, add the most positive ones, repeat until none.
 
     ``add_cap``: columns added per round (default max(2000, core/10)). ``method``: the first
     LP's method ("choose", "simplex", "ipm", "ipm-nocrossover"); later rounds use the simplex from
-    the previous basis. ``on_round(dict)`` is called after every round (progress of long runs).
+    the previous basis. A simplex LP that runs past ``stall_s`` is stopped and that round, and
+    every later one, goes to the interior point without crossover (its duals bound and price as
+    well; there is no basis to warm-start from any more). ``on_round(dict)`` is called after every round (progress of long runs).
     """
     pricer = pricer or Pricer(problem)
     form = pricer.form
@@ -275,13 +279,21 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
     scale = max(1.0, float(np.abs(form.c).max())) if n else 1.0
     escalations = 0
     first_method = choose_method(int(pricer.csc[:, core].nnz), method)
+    later_method = ("ipm", False) if first_method == ("ipm", False) else ("simplex", True)
     for round_ in range(max_rounds):
         remaining = None if deadline is None else deadline - time.perf_counter()
         if remaining is not None and remaining <= 0.05:
             break
         start = time.perf_counter()
-        meth, crossover = first_method if round_ == 0 else ("simplex", True)
-        res = lp.solve(remaining, meth, crossover)
+        meth, crossover = first_method if round_ == 0 else later_method
+        guard = remaining if meth != "simplex" else min(stall_s, remaining if remaining is not None else math.inf)
+        res = lp.solve(guard, meth, crossover)
+        if res["status"] == "stopped" and meth == "simplex" and (remaining is None or remaining > guard + 1.0):
+            # the simplex stalled: the interior point without crossover, whose duals price as well
+            later_method = ("ipm", False)
+            meth, crossover = later_method
+            left = None if deadline is None else deadline - time.perf_counter()
+            res = lp.solve(left, meth, crossover)
         lp_seconds = time.perf_counter() - start
         if res["status"] == "infeasible":  # cannot happen with artificials; never claim it from a core
             return _full_lp_verdict(pricer, deadline, iterations, "core LP reported infeasible")

@@ -115,3 +115,18 @@ def test_effective_budget_reads_a_count_row():
     p.add_group_bounds(np.full(n, "all", dtype=object), lo={"all": 50}, hi={"all": 50}, name="size_k")
     assert pricing.effective_budget(p, p.standard_form()) == 50
     assert pricing.initial_core(p).size < n
+
+
+def test_a_stalled_simplex_hands_over_to_the_interior_point():
+    """stall_s ≈ 0: every simplex round is cut at once; the IPM without crossover takes over and
+    its duals still reach the full LP's value."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    problem = make_hard_instance(20_000, seed=6).problem
+    lp = full_lp(problem)
+    core = pricing.initial_core(problem)
+    result = pricing.price(problem, core, method="simplex", stall_s=1e-4)
+    assert result.status == "optimal", result.message
+    assert {it["method"] for it in result.iterations} == {"ipm"}
+    assert result.bound >= lp.objective - 1e-6 * abs(lp.objective)
+    assert result.bound == pytest.approx(lp.objective, rel=1e-6)
