@@ -29,6 +29,7 @@ from gdo_opt.solvers.highs import HighsOptions
 
 DIRECT_MAX_NNZ = 250_000
 PRICING_SHARE = 0.5  # of the time limit, at most, for the pricing loop
+WIDEN_MAX_FACTOR, WIDEN_MIN = 3, 200_000  # the second core MIP never grows past this
 GREEDY_MIN_S = 2.0  # the score-order greedy only runs with at least this much time left
 GREEDY_SHARE = 0.3  # of the time left, at most, for the LP-guided greedy
 SUPPORT_SHARE = 0.4  # of the time left, at most, for the MIP on the LP's support
@@ -87,6 +88,9 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     core = np.zeros(0, dtype=np.int64) if late else pricing.initial_core(  # late: price() stops at once
         problem, top_factor=float(options.core_top_factor), floor_factor=float(options.core_floor_factor),
         form=pricer.form)
+    progress(dict(event="core", columns=int(core.size), rows=int(pricer.form.A.shape[0]),
+                  nnz=int(pricer.form.A.nnz), seconds=time.perf_counter() - t0))
+
     def on_round(it: dict) -> None:
         progress(dict(event="pricing", round=it["round"], core=it["core"], rows=it["rows"], lp=it["lp"],
                       bound=it["best_bound"], positive=it["positive"], added=it["added"]))
@@ -201,6 +205,9 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
         wider = np.flatnonzero(d >= -(bound - best[1]) - 1e-9)
         wider = np.union1d(wider, cols)
         if wider.size == cols.size:
+            break
+        if wider.size > max(WIDEN_MAX_FACTOR * cols.size, WIDEN_MIN):  # duals of a cut-short pricing
+            notes.append(f"gap {gap:.3g}: widening would take {wider.size} columns; kept the certified gap")
             break
         notes.append(f"gap {gap:.3g} > {options.mip_gap:g}: widening the core to {wider.size} columns")
         cols = wider

@@ -16,7 +16,8 @@ def test_auto_core_path_reports_every_phase():
     sel = problem.solve("auto", force_core=True, progress=events.append)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
-    assert {"pricing", "guided greedy"} <= set(kinds)
+    assert {"core", "pricing", "guided greedy"} <= set(kinds)
+    assert kinds.index("core") < kinds.index("pricing")  # the core's size shows before the first LP
     pricing = [e for e in events if e["event"] == "pricing"]
     # every round: core size, core LP, the pool bound so far, columns added, elapsed time
     assert all({"round", "core", "lp", "bound", "added", "elapsed"} <= set(e) for e in pricing)
