@@ -28,7 +28,7 @@ from gdo_opt.solvers.base import BaseBackend, RawResult, Status, relative_gap
 from gdo_opt.solvers.highs import HighsOptions
 
 DIRECT_MAX_NNZ = 250_000
-PRICING_SHARE = 0.5  # of the time limit, at most, for the pricing loop
+PRICING_SHARE = 0.7  # of the time limit, at most, for the pricing loop (its bound guides the rest)
 WIDEN_MAX_FACTOR, WIDEN_MIN = 3, 200_000  # the second core MIP never grows past this
 GREEDY_MIN_S = 2.0  # the score-order greedy only runs with at least this much time left
 GREEDY_SHARE = 0.3  # of the time left, at most, for the LP-guided greedy
@@ -40,8 +40,8 @@ SUPPORT_MAX_S = 60.0  # its limit when the solve has none (the core MIP follows 
 class AutoOptions(HighsOptions):
     force_core: bool = False  # take the core + pricing path whatever the size
     direct_max_nnz: int = DIRECT_MAX_NNZ  # standard-form nnz up to which plain HiGHS runs
-    core_top_factor: float = 1.2  # initial core: the top factor·K candidates by score ...
-    core_floor_factor: float = 1.5  # ... and the top ⌈factor·lo⌉ + 5 of every floored group
+    core_top_factor: float = 1.05  # initial core: the top factor·K candidates by score ...
+    core_floor_factor: float = 1.1  # ... and the top ⌈factor·lo⌉ + 5 of every floored group
     lp_method: str = "choose"  # first pricing LP: "choose", "simplex", "ipm", "ipm-nocrossover"
     add_cap: int = 0  # columns added per pricing round (0: max(2000, core/10))
 
@@ -80,7 +80,7 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     notes = [f"auto: core + pricing ({why})"]
     timings: dict[str, float] = {}
     limit = options.remaining()
-    # phase budget: pricing may use half of the limit; what it leaves goes to greedy and the MIP
+    # phase budget: pricing may use PRICING_SHARE of the limit; what it leaves goes to greedy and MIPs
     pricing_deadline = None if limit is None else t0 + PRICING_SHARE * limit
 
     pricer = pricing.Pricer(problem)
@@ -116,7 +116,9 @@ def solve_core(problem, options: AutoOptions, why: str) -> RawResult:
     # an incumbent: the greedy in LP order (usually within a hair of the bound), else in score order
     t = time.perf_counter()
     g_idx, g_ok = None, False
-    if result.has_bound and result.x_core is not None:
+    # (an LP still leaning on artificial columns orders the pool badly: then score order only)
+    leaning = bool(result.iterations) and result.iterations[-1].get("artificial", 0.0) > pricing.ART_TOL
+    if result.has_bound and result.x_core is not None and not leaning:
         remaining = options.remaining()
         cap = None if remaining is None else time.perf_counter() + GREEDY_SHARE * remaining
         lp_idx, lp_left = greedy.guided_pass(problem, pricer.form, result, deadline=cap)

@@ -216,7 +216,11 @@ class CoreLP:
         h = self.highs
         hs.set_option(h, "solver", method)
         hs.set_option(h, "run_crossover", "on" if crossover else "off")
-        hs.set_option(h, "time_limit", float(time_limit) if time_limit is not None else math.inf)
+        # HiGHS checks time_limit against the model's run clock, which adds up over every run()
+        # of this object (measured: a second run with a 1 s limit stopped at once after a 3 s
+        # first one), so the limit is set past the time already run
+        limit = math.inf if time_limit is None else float(h.getRunTime()) + float(time_limit)
+        hs.set_option(h, "time_limit", limit)
         hs.run_guarded(h, time_limit)
         status = h.getModelStatus()
         sol = h.getSolution()
