@@ -323,11 +323,12 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
             break  # stopped at the time limit: best is still valid
         if positive.size == 0:
             if art <= ART_TOL:
-                # L(y) equals the core LP value up to tolerance; the larger of the two stays valid
-                value = max(best[0], float(res["objective"])) if best[0] < math.inf else float(res["objective"])
+                # L(y) equals the core LP value up to tolerance. The bound is reported with the d of
+                # the same y: callers fix columns by L + d_j < incumbent, valid only for one y.
                 x_core, cols = _sorted_solution(lp.cols, res["x"])
-                return PricingResult("optimal", min(value, bound if math.isfinite(bound) else value),
-                                     float(res["objective"]), cols, d, x_core, iterations, "")
+                if math.isfinite(bound):
+                    return PricingResult("optimal", bound, float(res["objective"]), cols, d, x_core, iterations, "")
+                break  # no duals at the optimum (not seen): report the best round as stopped
             if escalations >= 2:
                 return _full_lp_verdict(pricer, deadline, iterations,
                                         f"artificial columns still used ({art:.3g}) at M × 1e6")
