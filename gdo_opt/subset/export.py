@@ -128,6 +128,12 @@ def write_sft(path: str | Path, frame: pd.DataFrame, indices: np.ndarray, rho: n
     return write_sft_sets({path: indices}, frame, rho, descriptors, frames_as)[Path(path)]
 
 
+def encode_lines(lines: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """One bytes block of ``line + "\\n"`` per line, and each line's size in bytes."""
+    data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
+    return b"".join(data), np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
+
+
 EXPORT_COLUMNS = ("qa_uid", "video_uid", "question", "answer", "media", "media_kind", "source", "stratum")
 EXPORT_BATCH = 8192  # rows turned into JSON at a time: the export's memory does not grow with K
 
@@ -152,8 +158,6 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
         batches = ((union[a:a + EXPORT_BATCH], frame.iloc[union[a:a + EXPORT_BATCH]])
                    for a in range(0, union.size, EXPORT_BATCH))
     if encoded is None:
-        from gdo_opt.subset.export_lean import encode_lines
-
         encoded = ((rows, *encode_lines(sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()},
                                                    frames_as, None if stratum is None else stratum[rows])))
                    for rows, sub in batches)

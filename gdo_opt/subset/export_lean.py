@@ -23,16 +23,10 @@ PARALLEL_FROM = 20_000  # exported rows below which the work stays in this proce
 _CONTEXT: dict = {}  # set before the fork; the workers read it (copy-on-write)
 
 
-def encode_lines(lines: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """One bytes block of ``line + "\\n"`` per line, and each line's size in bytes."""
-    data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
-    return b"".join(data), np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
-
-
 def _block_lines(task) -> tuple[np.ndarray, bytes, np.ndarray]:
     from gdo_opt.ingest.reload import rebuild
     from gdo_opt.ingest.stream import LEAN_DROPPED
-    from gdo_opt.subset.export import sft_lines
+    from gdo_opt.subset.export import encode_lines, sft_lines
 
     file, kind, buf, numbers, at = task
     c = _CONTEXT
