@@ -2,7 +2,7 @@
 
 ``select`` on raw JSONL keeps no ``media`` lists, questions or answers in memory (at 1M pairs with
 32 frames each the paths alone are ~0.5 GB, and only the exported K + 10K rows need them). Each candidate remembers its file
-and line; ``reload_rows`` streams each file once, keeps only the lines asked for, and runs them
+and line; ``iter_picked`` streams each file once, keeps only the lines asked for, and runs them
 through the same block pipeline as ingest (``process_block``), so the rows are byte-identical to
 what a full ingest would have produced.
 """
@@ -94,21 +94,11 @@ def rebuild(file: str, kind: str, buf: bytes, numbers: np.ndarray, qa_uid: pa.Ar
     return table.take(position)
 
 
-def iter_reloaded(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource):
-    """Export columns for the given (file, line, qa_uid) triples, a file block at a time:
-    yields (positions into the given arrays, the rows at those positions)."""
-    found = 0
-    for file, kind, buf, numbers, here in iter_picked(files, lines, source):
-        found += here.size
-        yield here, rebuild(file, kind, buf, numbers, qa_uid.take(pa.array(here)), source.options)
-    if found != len(files):
-        raise GdoError(f"re-reading the exported rows found {found} of {len(files)}: were the input files changed?")
-
-
 def reload_rows(files: np.ndarray, lines: np.ndarray, qa_uid: pa.Array, source: LeanSource) -> pa.Table:
-    """Full candidate rows for the given (file, line, qa_uid) triples, in that order."""
-    parts = list(iter_reloaded(files, lines, qa_uid, source))
-    if not parts:
-        raise GdoError("re-reading the exported rows found none of them: were the input files changed?")
+    """Export columns for the given (file, line, qa_uid) triples, in that order."""
+    parts = [(here, rebuild(file, kind, buf, numbers, qa_uid.take(pa.array(here)), source.options))
+             for file, kind, buf, numbers, here in iter_picked(files, lines, source)]
+    if sum(here.size for here, _ in parts) != len(files):
+        raise GdoError("re-reading the exported rows did not find them all: were the input files changed?")
     order = np.argsort(np.concatenate([p for p, _ in parts]), kind="stable")
     return pa.concat_tables([t for _, t in parts]).take(pa.array(order))

@@ -144,8 +144,8 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
     """Write several subsets of ``frame`` (``{path: row indices}``) in ``write_sft``'s format, in a
     memory that does not grow with their size: each exported row is turned into its JSON line once,
     batch by batch, and spooled to a temporary file beside the outputs; each output is then copied
-    from the spool in its own qa_uid order. ``batches`` (for a lean frame) yields ``(rows, frame of
-    those rows)`` with the columns the frame lacks; by default batches are slices of ``frame``.
+    from the spool in its own qa_uid order. ``batches`` yields ``(rows, frame of those rows)``; by
+    default they are slices of ``frame``.
     ``encoded`` yields ready ``(rows, bytes of their lines, line sizes)`` instead (a lean frame's rows,
     built in worker processes: ``subset.export_lean``), in the order ``arrival`` (pool rows) when
     the caller knows it: when that already is every output's qa_uid order the lines are written

@@ -279,9 +279,8 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
         union = np.unique(np.concatenate(list(outputs.values())))
         from gdo_opt.ingest.stream import LEAN_DROPPED
 
-        if all(c in frame.columns for c in LEAN_DROPPED):
-            source = {"batches": export_batches(frame, union)}
-        else:  # a lean ingest: the rows' text and media come back from the input files
+        source = {}  # a full frame: write_sft_sets takes its rows in slices
+        if not all(c in frame.columns for c in LEAN_DROPPED):  # a lean ingest: text and media from the files
             from gdo_opt.subset.export_lean import lean_arrival, lean_lines
 
             source = {"encoded": lean_lines(frame, union, result.rho, metrics.values, result.config.frames_as,
@@ -309,14 +308,6 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
     if console is not False:
         print_summary(result.report, console)
     return out
-
-
-def export_batches(frame: pd.DataFrame, rows: np.ndarray):
-    """(rows, frame of those rows) in batches for ``write_sft_sets`` (a frame with every column)."""
-    from gdo_opt.subset.export import EXPORT_BATCH
-
-    for a in range(0, rows.size, EXPORT_BATCH):
-        yield rows[a:a + EXPORT_BATCH], frame.iloc[rows[a:a + EXPORT_BATCH]]
 
 
 def _select_output(name: str) -> bool:
