@@ -1,10 +1,10 @@
 """Keep the resident set small on million-row pools: freed Arrow buffers go back to the system.
 
-Arrow's default allocator (mimalloc) and glibc's malloc both keep freed pages for reuse; after the
-metrics parse and the text passes that left `select` ~120 MB above what it holds at 200k pairs.
-jemalloc with a decay time of 0 returns them at once (measured in docs/ingest.md, "Lean ingest"). The
-environment variable must be set before pyarrow is first imported; a user's own
-``ARROW_DEFAULT_MEMORY_POOL`` wins.
+Arrow's default allocator (mimalloc) and glibc's malloc both keep freed pages for reuse, so after the
+metrics parse and the text passes `select` stayed well above what it held; jemalloc with a decay
+time of 0 returns them at once (compare by setting ``ARROW_DEFAULT_MEMORY_POOL``; the peak is
+measured by experiments/vs_reference.py). The environment variable must be set before pyarrow is
+first imported; a user's own ``ARROW_DEFAULT_MEMORY_POOL`` wins.
 """
 
 from __future__ import annotations
