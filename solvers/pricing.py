@@ -59,14 +59,29 @@ class PricingResult:
         return self.status in ("optimal", "stopped") and math.isfinite(self.bound)
 
 
+def column_major(form):
+    """The standard form's matrix in CSC (fast column slices), built once per solve and shared by
+    pricing and the greedy's neighbourhood MIPs (each conversion costs ~0.3 s per 8M nonzeros);
+    ``release_columns`` drops it when the top-level solve ends."""
+    csc = getattr(form, "_csc", None)
+    if csc is None:
+        csc = form.A.tocsc()
+        csc.sort_indices()
+        form._csc = csc
+    return csc
+
+
+def release_columns(form) -> None:
+    form.__dict__.pop("_csc", None)
+
+
 class Pricer:
     """The whole pool's standard form in CSC (fast column slices) plus the pricing arithmetic."""
 
     def __init__(self, problem) -> None:
         self.problem = problem
         self.form = problem.standard_form()
-        self.csc = self.form.A.tocsc()
-        self.csc.sort_indices()
+        self.csc = column_major(self.form)
 
     def signed(self, y: np.ndarray) -> np.ndarray:
         """y with noise and every entry of the wrong sign set to 0 (L stays valid for the result)."""
@@ -372,14 +387,16 @@ def _full_lp_verdict(pricer: Pricer, deadline, iterations, why: str) -> PricingR
 
 
 def lp_bound(problem, pricer: Pricer | None = None, extra=None, deadline=None, threads=None,
-             direct_max_nnz: int = 300_000, on_round=None) -> PricingResult:
-    """A certified LP bound: the plain LP for small models, the core + pricing loop otherwise."""
+             direct_max_nnz: int = 300_000, on_round=None, core=None) -> PricingResult:
+    """A certified LP bound: the plain LP for small models, the core + pricing loop otherwise
+    (``core``: the initial core, default ``initial_core`` with ``extra``)."""
     pricer = pricer or Pricer(problem)
     if pricer.form.A.nnz <= direct_max_nnz:
         core = np.arange(problem.n)
-    else:
+    elif core is None:
         core = initial_core(problem, extra=extra, form=pricer.form)
     return price(problem, core, pricer=pricer, deadline=deadline, threads=threads, on_round=on_round)
 
 
-__all__ = ["CoreLP", "PricingResult", "Pricer", "effective_budget", "initial_core", "lp_bound", "price"]
+__all__ = ["CoreLP", "PricingResult", "Pricer", "column_major", "effective_budget", "initial_core", "lp_bound", "price",
+           "release_columns"]

@@ -4,15 +4,19 @@
    (``lagrange.Lagrangian.fit_rows``): the order is the reduced cost c − Aᵀy, so a token budget
    that binds shapes the order from the start. Without such rows the order is the score order.
 2. Fill in that order with every upper bound checked and floors reserved (``fill.py``).
-3. Repair: swaps (``repair.py``, a time slice); if rows are left, a MIP on a neighbourhood of the
-   filled subset (``neighborhood.py``: rows that pull against each other are fixed together).
+3. Repair: swaps (``repair.py``, a time slice); if rows are left, a quick refill with the missed
+   rows' prices raised (``_escalate``) and a MIP on a neighbourhood of the filled subset
+   (``neighborhood.py``: rows that pull against each other are fixed together). With the bound
+   on, only the refill runs here: the LP-guided pass (5) usually makes the MIP unnecessary, and
+   it runs after that pass only if no feasible subset is known yet.
 4. Bound (``bound=True``): the pool's LP bound by core + pricing (``pricing.lp_bound``) within
    2 × the time the greedy took (at least ``BOUND_MIN_S``); a run stopped there still gives a
    valid, looser bound. Without one, the Lagrangian of the fitted prices (``lagrange.py``: budget
    and the main quota family kept exact, valid for any prices) plus subgradient steps.
-5. Guided pass (default below ``GUIDED_MAX_N``, and above it when the first pass needed no MIP
-   repair): the greedy again in the LP's reduced-cost order; below ``GUIDED_MAX_N`` also one local
-   neighbourhood MIP around the better subset if it is not within ``mip_gap`` yet.
+5. Guided pass: the greedy again in the LP's order (reduced cost, LP value, score) without the
+   knapsack pacing, i.e. a rounding of the LP solution, repaired by a small neighbourhood MIP
+   (``GUIDED_MIP_SIZE`` per side); below ``GUIDED_MAX_N`` also one local neighbourhood MIP around
+   the better subset if it is not within ``mip_gap`` yet.
 
 Every phase reads one deadline; the status follows the certified gap (``selection/solve.py``).
 ``auto`` reuses ``run_greedy`` and ``guided_pass``.
@@ -20,6 +24,7 @@ Every phase reads one deadline; the status follows the certified gap (``selectio
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -30,7 +35,8 @@ from .lagrange import Lagrangian
 from .neighborhood import WHOLE_POOL_N, improve_by_mip, repair_by_mip, violated_rows
 from .repair import Greedy
 
-GUIDED_MAX_N = 300_000  # above this the guided pass runs only when the first pass needed no MIP repair
+GUIDED_MAX_N = 300_000  # above this no local-search MIP after the guided pass
+GUIDED_MIP_SIZE = 500  # the guided pass's repair neighbourhood per side (its fill misses by little)
 SWAP_REPAIR_S = 2.0  # time slice of the swap repair before the neighbourhood MIP takes over
 SWAP_MAX_N = 200_000  # above this, swaps only for starved floors (priced rows go to the MIP)
 POLISH_STEPS = 30  # subgradient steps of the Lagrangian fallback bound
@@ -41,8 +47,37 @@ BOUND_FACTOR = 2.0
 @dataclass
 class GreedyOptions(SolveOptions):
     bound: bool = True  # certify the answer with a Lagrangian bound (core LP multipliers)
-    guided: bool | None = None  # second pass in reduced-cost order (None: below GUIDED_MAX_N)
+    guided: bool = True  # second pass in the LP's order (a rounding of the LP solution)
     fallback: bool = True  # repair by neighbourhood MIPs when swaps leave rows violated (False: no subset)
+
+
+def descending(primary: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """``np.lexsort((-ties[-1], …, -ties[0], -primary))``, i.e. descending by ``primary``, then by
+    each tie-breaker, then by index; a quicksort on the primary key plus a lexsort of the tied runs
+    only (at 4.5M candidates the full lexsort took 3.5 s, this 0.8 s)."""
+    order = np.argsort(-primary)
+    p = primary[order]
+    eq = p[1:] == p[:-1]
+    if not eq.any():
+        return order
+    run = np.cumsum(np.r_[True, ~eq]) - 1
+    tied = np.flatnonzero(np.bincount(run)[run] > 1)
+    sub = order[tied]
+    order[tied] = sub[np.lexsort([sub, *(-t[sub] for t in reversed(ties)), run[tied]])]
+    return order
+
+
+def priced_core(problem, form, d: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """The first pricing LP's core for a greedy that has prices: the top 1.2·K by the priced
+    reduced cost ``d``, the fill, and the top ⌈1.1·lo⌉ of every floored group (no score-order
+    top, no extra members per floor). Hard 1M: 41k columns, pricing 2.8 s, against 61k and
+    4.4 s for the score-order core, same bound (docs/solvers.md)."""
+    from gdo_opt.solvers import pricing
+
+    take = min(problem.n, int(1.2 * problem.budget_hi) + 1)
+    top = np.argpartition(-d, take - 1)[:take] if take < problem.n else np.arange(problem.n)
+    return pricing.initial_core(problem, extra=np.union1d(top, fill), top_factor=0.0, floor_factor=1.1,
+                                floor_extra=0, form=form)
 
 
 def priced_order(problem, lag: Lagrangian | None = None, deadline=None) -> tuple[np.ndarray, np.ndarray]:
@@ -50,15 +85,20 @@ def priced_order(problem, lag: Lagrangian | None = None, deadline=None) -> tuple
     lag = lag or Lagrangian(problem)
     lag.fit_rows(deadline=deadline)
     d = lag.reduced()
-    return np.lexsort((-problem.scores, -d)), d
+    return descending(d, problem.scores), d
 
 
 def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fallback: bool = True,
-               threads=None, lag: Lagrangian | None = None) -> tuple[np.ndarray, list[str], dict]:
+               threads=None, lag: Lagrangian | None = None, pace: bool = True, mip_size: int | None = None,
+               defer_mip: bool = False, base: Greedy | None = None) -> tuple[np.ndarray, list[str], dict]:
     """Fill + repair; returns (indices, names of rows still violated, timings). ``order``: the
     order to fill in (default: the priced order); ``priority``: what the neighbourhood MIP
     ranks by (default: the order's ranks); ``lag``: the priced order's Lagrangian (it allows
-    the escalated refills, see ``_escalate``). With a ``deadline`` every phase stops there."""
+    the escalated refills, see ``_escalate``); ``pace``: knapsack pacing in the fill (off for an
+    LP order); ``mip_size``: the repair MIP's first neighbourhood per side; ``defer_mip``: no
+    MIP repair here — an infeasible fill is returned with ``info["pending"]`` (its 0/1 vector)
+    for the caller to repair later (the LP-guided pass usually makes that unnecessary); ``base``:
+    a ``Greedy`` whose setup is reused (``fresh``). With a ``deadline`` every phase stops there."""
     form = form or problem.standard_form()
     start = time.perf_counter()
     if order is None:
@@ -68,14 +108,14 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
         priority = np.empty(problem.n)
         priority[order] = -np.arange(problem.n, dtype=np.float64)
     price_s = time.perf_counter() - start
-    g = Greedy(problem, order=order, deadline=deadline)
+    g = Greedy(problem, order=order, deadline=deadline, pace=pace) if base is None else base.fresh(order, deadline, pace)
     g.fill()
     fill_s = time.perf_counter() - start - price_s
     info = dict(price_seconds=price_s, fill_seconds=fill_s, skipped_rows=g.skipped_rows)
     bad = violated_rows(form, g.x)
     x = g.x
     generic = [r for r in bad if form.row_family[r] >= 0 and not problem.families[form.row_family[r]].counted]
-    if bad.size and (not generic or problem.n <= SWAP_MAX_N):
+    if bad.size and (not generic or problem.n <= SWAP_MAX_N) and not _expired(deadline):
         # swaps first (cheap on floors; one pass over a priced row is slow at 1M, hence the size
         # limit); if they fail, the MIP starts from the fill, which the swaps may have made worse
         x_fill = g.x.copy()
@@ -87,26 +127,34 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
         if bad.size:
             bad = violated_rows(form, x)
     info["repair_seconds"] = time.perf_counter() - start - price_s - fill_s
-    # with a time limit the quick feasible refill comes first (kept if the MIP does not finish);
-    # without one only if the MIP fails
+    # with a time limit (or a deferred MIP) the quick feasible refill comes first (kept if the MIP
+    # does not finish); without one only if the MIP fails
     backup = None
-    if bad.size and lag is not None and deadline is not None:
-        backup = _escalate(problem, form, lag, bad, deadline, info)
-    if bad.size and fallback and not (deadline is not None and time.perf_counter() >= deadline):
+    if bad.size and lag is not None and (deadline is not None or defer_mip):
+        backup = _escalate(g, form, lag, bad, deadline, info)
+    if bad.size and defer_mip and backup is None:
+        info["pending"] = x
+        info["stopped"] = _expired(deadline)
+        return np.flatnonzero(x), [problem.row_name(int(r)) for r in bad], info
+    if bad.size and fallback and not defer_mip and not _expired(deadline):
         t = time.perf_counter()
-        x, mip_info = repair_by_mip(form, x, priority, deadline, threads=threads)
+        x, mip_info = repair_by_mip(form, x, priority, deadline, threads=threads, size=mip_size)
         info.update(mip_info, mip_seconds=time.perf_counter() - t)
         bad = violated_rows(form, x)
-    if bad.size and lag is not None and deadline is None:
-        backup = _escalate(problem, form, lag, bad, deadline, info)
+    if bad.size and backup is None and lag is not None and deadline is None and not defer_mip:
+        backup = _escalate(g, form, lag, bad, deadline, info)
     if bad.size and backup is not None:
         x, bad = backup, np.zeros(0, dtype=np.int64)
         info["escalated_fill_used"] = True
-    info["stopped"] = bool(deadline is not None and time.perf_counter() >= deadline)
+    info["stopped"] = _expired(deadline)
     return np.flatnonzero(x), [problem.row_name(int(r)) for r in bad], info
 
 
-def _escalate(problem, form, lag: Lagrangian, bad: np.ndarray, deadline, info) -> np.ndarray | None:
+def _expired(deadline) -> bool:
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def _escalate(base: Greedy, form, lag: Lagrangian, bad: np.ndarray, deadline, info) -> np.ndarray | None:
     """A quick feasible subset for the time limit: refill with the prices of the violated priced
     rows doubled, up to three times (a covering row the fill missed by 15% at 1M needed ×3). Its
     value is poor; it is returned only if the neighbourhood MIP does not finish."""
@@ -123,24 +171,30 @@ def _escalate(problem, form, lag: Lagrangian, bad: np.ndarray, deadline, info) -
                 return None
             lag.w_y = saved.copy()
             lag.w_y[rows] *= factor
-            g = Greedy(problem, order=np.lexsort((-problem.scores, -lag.reduced())), deadline=deadline)
+            g = base.fresh(descending(lag.reduced(), base.scores), deadline)
             g.fill()
             if violated_rows(form, g.x).size == 0:
                 info.update(escalated_factor=factor, escalate_seconds=time.perf_counter() - t)
                 return g.x
+        info["escalate_seconds"] = time.perf_counter() - t
         return None
     finally:
         lag.w_y = saved
 
 
-def guided_pass(problem, form, result, deadline=None) -> tuple[np.ndarray, list[str]]:
+def guided_pass(problem, form, result, deadline=None, base: Greedy | None = None,
+                threads=None) -> tuple[np.ndarray, list[str], dict]:
     """The greedy again in LP order (``result``: a pricing.PricingResult): reduced cost first,
-    then the LP value, then the score."""
+    then the LP value, then the score; no knapsack pacing (the LP's top already fits every row),
+    so the fill is a rounding of the LP solution. Its few violated rows (hard 1M: the covering
+    row short by 4 units) go to a small neighbourhood MIP (``GUIDED_MIP_SIZE`` per side, growing
+    if infeasible): 0.4–1 s where the first pass's 24k-column repair took 3–8 s."""
     x_lp = np.zeros(problem.n)
     x_lp[result.core] = result.x_core
-    order = np.lexsort((-problem.scores, -np.round(x_lp, 9), -np.round(result.reduced, 9)))
-    idx, left, _ = run_greedy(problem, form, order=order, deadline=deadline, priority=result.reduced)
-    return idx, left
+    order = descending(np.round(result.reduced, 9), np.round(x_lp, 9), problem.scores)
+    size = GUIDED_MIP_SIZE + int(((x_lp > 1e-6) & (x_lp < 1 - 1e-6)).sum())
+    return run_greedy(problem, form, order=order, deadline=deadline, priority=result.reduced, pace=False,
+                      mip_size=size, base=base, threads=threads)
 
 
 class GreedyBackend(BaseBackend):
@@ -148,45 +202,71 @@ class GreedyBackend(BaseBackend):
     Options = GreedyOptions
 
     def solve(self, problem, options: GreedyOptions) -> RawResult:
-        start = time.perf_counter()
+        from gdo_opt.solvers.pricing import release_columns
+
         form = problem.standard_form()
-        lag = Lagrangian(problem)
-        order, d = priced_order(problem, lag, deadline=options.deadline)
-        indices, left, info = run_greedy(problem, form, order, options.deadline, priority=d,
-                                         fallback=options.fallback, threads=options.threads, lag=lag)
+        try:
+            return self._solve(problem, form, options)
+        finally:
+            release_columns(form)
+
+    def _solve(self, problem, form, options: GreedyOptions) -> RawResult:
+        start = time.perf_counter()
+        deadline = options.deadline
+        lag = Lagrangian(problem, form)
+        order, d = priced_order(problem, lag, deadline=deadline)
+        base = Greedy(problem, order=order, deadline=deadline)
+        # with the bound on, the MIP repair waits for the LP-guided pass (which usually needs none)
+        defer = bool(options.bound and options.fallback and options.guided)
+        indices, left, info = run_greedy(problem, form, order, deadline, priority=d, fallback=options.fallback,
+                                         threads=options.threads, lag=lag, defer_mip=defer, base=base)
+        pending = info.pop("pending", None)
         seconds = time.perf_counter() - start
-        notes = [f"greedy {indices.size} items in {seconds:.2f}s"]
-        if info.get("mip_tries"):
-            notes.append("repaired by neighbourhood MIP (" + ", ".join(
-                f"{t['free']} free: {t['status']}" for t in info["mip_tries"]) + ")")
-        options.report("greedy", items=int(indices.size), objective=problem.objective(indices),
+        notes = [f"greedy {indices.size} items in {seconds:.2f}s" if not left
+                 else f"greedy fill left {len(left)} row(s) violated after {seconds:.2f}s"]
+        if info.get("escalated_fill_used"):
+            notes.append(f"quick refill with the missed rows' prices x{info['escalated_factor']:g}")
+        _note_mip(info, notes)
+        options.report("greedy", items=int(indices.size), objective=problem.objective(indices) if not left else math.nan,
                        rows_left=len(left), seconds=seconds)
-        if left:
+        if left and pending is None:
             return self._no_subset(problem, lag, left, info, notes, options)
-        status = Status.TIME_LIMIT if info["stopped"] else Status.FEASIBLE
-        bound = float("nan")
+        found = None if left else indices
+        bound = math.nan
         if options.bound and not options.expired():
-            bound, indices = self._certify(problem, form, lag, indices, info, notes, options, start)
+            bound, found = self._certify(problem, form, lag, base, found, indices, info, notes, options, start)
         elif options.bound:  # out of time: the fitted prices' Lagrangian value is still a valid bound
             bound = lag.evaluate()[0]
             notes.append(f"Lagrangian bound {bound:.10g} at the fitted prices (no time left for the core LP)")
         else:
             notes.append("bound skipped (bound=False)")
-        if options.expired():
-            status = Status.TIME_LIMIT
-        return RawResult(status, indices, bound, "; ".join(notes), info)
+        if found is None and pending is not None and not options.expired():
+            t = time.perf_counter()  # the deferred repair of the first fill
+            x, mip_info = repair_by_mip(form, pending, d, deadline, threads=options.threads)
+            info.update(mip_info, mip_seconds=time.perf_counter() - t)
+            _note_mip(info, notes)
+            left = [problem.row_name(int(r)) for r in violated_rows(form, x)]
+            if not left:
+                found = np.flatnonzero(x)
+        info["stopped"] = bool(info.get("stopped")) or options.expired()
+        if found is None:
+            return self._no_subset(problem, lag, left, info, notes, options)
+        status = Status.TIME_LIMIT if info["stopped"] else Status.FEASIBLE
+        return RawResult(status, found, bound, "; ".join(notes), info)
 
-    def _certify(self, problem, form, lag, indices, info, notes, options, solve_start):
-        """The pool's LP bound by core + pricing (``pricing.lp_bound``) within 2 × the time the
-        greedy took (at least ``BOUND_MIN_S``); if it gives none, the Lagrangian of the fitted
-        prices (valid for any prices). Then the guided pass and, on small pools, a local MIP."""
+    def _certify(self, problem, form, lag, base, found, fill, info, notes, options, solve_start):
+        """The pool's LP bound by core + pricing (``pricing.lp_bound``, the first fill in the core)
+        within 2 × the time the greedy took (at least ``BOUND_MIN_S``); if it gives none, the
+        Lagrangian of the fitted prices (valid for any prices). Then the guided pass and, on small
+        pools, a local MIP. Returns (bound, best feasible indices or None)."""
         from gdo_opt.solvers import pricing
 
         t = time.perf_counter()
-        value = problem.objective(indices)
+        value = problem.objective(found) if found is not None else None
         spent = max(BOUND_MIN_S, BOUND_FACTOR * (t - solve_start))  # the bound's share of the time
         end = t + spent if options.deadline is None else min(options.deadline, t + spent)
-        result = pricing.lp_bound(problem, extra=indices, deadline=end, threads=options.threads,
+        core = priced_core(problem, form, lag.reduced(), fill)
+        result = pricing.lp_bound(problem, core=core, deadline=end, threads=options.threads,
                                   on_round=options.progress)
         info["bound_iterations"] = result.iterations
         if result.has_bound:
@@ -201,37 +281,41 @@ class GreedyBackend(BaseBackend):
                          f"({lr.iterations} multiplier steps)")
         info["bound_seconds"] = time.perf_counter() - t
         options.report("bound", bound=bound, seconds=time.perf_counter() - t)
-        repaired = bool(info.get("mip_tries"))
-        guided = options.guided if options.guided is not None else (problem.n <= GUIDED_MAX_N or not repaired)
-        if guided and not options.expired():
-            t = time.perf_counter()
-            g_end = t + spent if options.deadline is None else min(options.deadline, t + spent)
-            if result.has_bound and result.x_core is not None:
-                g_idx, g_left = guided_pass(problem, form, result, deadline=g_end)
-            else:
-                order = np.lexsort((-problem.scores, -reduced))
-                g_idx, g_left, _ = run_greedy(problem, form, order, g_end, priority=reduced,
-                                              fallback=options.fallback, threads=options.threads)
-            g_value = problem.objective(g_idx)
-            info["guided_objective"] = g_value
-            options.report("guided pass", objective=g_value, seconds=time.perf_counter() - t)
-            notes.append(f"guided pass {g_value:.10g} in {time.perf_counter() - t:.2f}s")
-            if not g_left and g_value > value:
-                indices = g_idx
-            gap = (bound - problem.objective(indices)) / max(1.0, abs(bound))
-            if problem.n <= GUIDED_MAX_N and gap > options.mip_gap and not options.expired():
-                t = time.perf_counter()  # local search around the better subset, by reduced cost
-                x = np.zeros(problem.n, dtype=bool)
-                x[indices] = True
-                size = min(problem.n, problem.budget_hi // 2 + 500)
-                # a local step, not a proof: at most as long as everything before it took
-                cap = max(0.5, time.perf_counter() - solve_start)
-                x, more = improve_by_mip(form, x, reduced, options.deadline, size, options.mip_gap,
-                                         options.threads, time_cap=cap)
-                info.update(more)
-                indices = np.flatnonzero(x)
-                notes.append(f"neighbourhood MIP {problem.objective(indices):.10g} in {time.perf_counter() - t:.2f}s")
-        return bound, indices
+        if not options.guided or options.expired():
+            return bound, found
+        t = time.perf_counter()
+        g_end = t + spent if options.deadline is None else min(options.deadline, t + spent)
+        if result.has_bound and result.x_core is not None:
+            g_idx, g_left, g_info = guided_pass(problem, form, result, deadline=g_end, base=base,
+                                                threads=options.threads)
+        else:
+            g_idx, g_left, g_info = run_greedy(problem, form, descending(reduced, problem.scores), g_end,
+                                               priority=reduced, fallback=options.fallback,
+                                               threads=options.threads, base=base)
+        g_value = problem.objective(g_idx) if not g_left else -math.inf
+        info["guided"] = {k: v for k, v in g_info.items() if k != "pending"}
+        info["guided_objective"] = g_value
+        options.report("guided pass", objective=g_value, seconds=time.perf_counter() - t)
+        notes.append(f"guided pass {g_value:.10g} in {time.perf_counter() - t:.2f}s" if not g_left
+                     else f"guided pass left {len(g_left)} row(s) violated")
+        if not g_left and (found is None or g_value > value):
+            found = g_idx
+        if found is None:
+            return bound, found
+        gap = (bound - problem.objective(found)) / max(1.0, abs(bound))
+        if problem.n <= GUIDED_MAX_N and gap > options.mip_gap and not options.expired():
+            t = time.perf_counter()  # local search around the better subset, by reduced cost
+            x = np.zeros(problem.n, dtype=bool)
+            x[found] = True
+            size = min(problem.n, problem.budget_hi // 2 + 500)
+            # a local step, not a proof: at most as long as everything before it took
+            cap = max(0.5, time.perf_counter() - solve_start)
+            x, more = improve_by_mip(form, x, reduced, options.deadline, size, options.mip_gap,
+                                     options.threads, time_cap=cap)
+            info.update(more)
+            found = np.flatnonzero(x)
+            notes.append(f"neighbourhood MIP {problem.objective(found):.10g} in {time.perf_counter() - t:.2f}s")
+        return bound, found
 
     def _no_subset(self, problem, lag, left, info, notes, options) -> RawResult:
         shown = ", ".join(left[:5]) + (f" (+{len(left) - 5} more)" if len(left) > 5 else "")
@@ -248,3 +332,9 @@ class GreedyBackend(BaseBackend):
         elif problem.n > WHOLE_POOL_N:
             notes.append("no neighbourhood held a feasible subset (this does not prove infeasibility)")
         return RawResult(Status.ERROR, None, message="; ".join(notes), info=info)
+
+
+def _note_mip(info, notes) -> None:
+    if info.get("mip_tries"):
+        notes.append("repaired by neighbourhood MIP (" + ", ".join(
+            f"{t['free']} free: {t['status']}" for t in info["mip_tries"]) + ")")

@@ -61,12 +61,12 @@ def solve_neighbourhood(form, x: np.ndarray, free: np.ndarray, time_limit: float
     """Best subset with only ``free`` columns moving; ("optimal"|"feasible", new x) or (status, None)."""
     from gdo_opt.solvers.base import Status
     from gdo_opt.solvers.highs import apply_options, build_model, result_from_highs, run_guarded
+    from gdo_opt.solvers.pricing import column_major
 
     fixed = x.astype(np.float64)
     fixed[free] = 0.0
     act = form.A @ fixed
-    A_free = sp.csc_matrix(form.A)[:, free] if not sp.isspmatrix_csc(form.A) else form.A[:, free]
-    A_free = sp.csr_matrix(A_free)
+    A_free = sp.csr_matrix(column_major(form)[:, free])
     rows = np.flatnonzero(np.diff(A_free.indptr) > 0)
     others = np.setdiff1d(np.arange(form.A.shape[0]), rows)
     act_o = act[others]
@@ -88,9 +88,10 @@ def solve_neighbourhood(form, x: np.ndarray, free: np.ndarray, time_limit: float
 
 
 def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | None, mip_gap: float = 2e-3,
-                  threads=None, tries: int = 3) -> tuple[np.ndarray, dict]:
+                  threads=None, tries: int = 3, size: int | None = None) -> tuple[np.ndarray, dict]:
     """Fix every violated row of ``x`` with neighbourhood MIPs (≤ ``tries`` growing neighbourhoods,
-    within ``deadline``); returns (x, info). The returned x may still violate rows if none worked."""
+    within ``deadline``); returns (x, info). The returned x may still violate rows if none worked.
+    ``size``: the first neighbourhood's size per side (default: from the violation and K)."""
     info: dict = {"mip_tries": []}
     bad = violated_rows(form, x)
     if bad.size == 0:
@@ -99,7 +100,9 @@ def repair_by_mip(form, x: np.ndarray, priority: np.ndarray, deadline: float | N
     deficit = int(abs(form.row_lo[0] - x.sum())) if x.sum() < form.row_lo[0] else 0
     # a few thousand, more with the violation and the budget (a covering row short by 15% at K = 20k
     # needed ~24k free columns at 1M; 6k were infeasible)
-    size = min(n, 2 * int(bad.size) + 4 * deficit + max(500, int(form.row_hi[0]) // 2))
+    if size is None:
+        size = 2 * int(bad.size) + 4 * deficit + max(500, int(form.row_hi[0]) // 2)
+    size = min(n, size)
     for attempt in range(tries):
         last = attempt == tries - 1 or size >= n
         if last and n <= WHOLE_POOL_N:

@@ -222,3 +222,80 @@ def test_many_linear_rows_keep_the_bound_valid():
     sel = p.solve("greedy")
     assert sel.status in ("feasible", "optimal") and p.check(sel.indices) == []
     assert sel.bound >= exact.objective - 1e-7
+
+
+def test_descending_matches_lexsort_with_ties():
+    from gdo_opt.solvers.greedy.backend import descending
+
+    rng = np.random.default_rng(2)
+    primary = rng.integers(0, 30, 5000).astype(np.float64)  # many ties
+    second = rng.integers(0, 4, 5000).astype(np.float64)
+    third = rng.normal(size=5000)
+    assert (descending(primary, second, third) == np.lexsort((-third, -second, -primary))).all()
+    unique = rng.normal(size=5000)
+    assert (descending(unique, third) == np.lexsort((-third, -unique))).all()
+
+
+def test_rank_within_groups_matches_lexsort():
+    from gdo_opt.selection.families.group import _rank_within_groups
+
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 50, 3000)
+    rank = rng.permutation(3000)
+    order = np.lexsort((rank, codes))
+    sc = codes[order]
+    start = np.r_[True, sc[1:] != sc[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(sc.size), 0))
+    expected = np.empty(sc.size, dtype=np.int64)
+    expected[order] = np.arange(sc.size) - first
+    assert (_rank_within_groups(codes, rank) == expected).all()
+
+
+def test_fresh_run_equals_a_new_one():
+    """``fresh`` shares the setup; its fill (in another order, with or without pacing) must be
+    the fill of a new ``Greedy`` in that order, and it must not touch the original's state."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    p = make_hard_instance(20_000, seed=2).problem
+    base = Greedy(p)
+    base.fill()
+    before = base.x.copy()
+    order = np.random.default_rng(0).permutation(p.n)
+    for pace in (True, False):
+        a = base.fresh(order, pace=pace)
+        a.fill()
+        b = Greedy(p, order=order, pace=pace)
+        b.fill()
+        assert (a.x == b.x).all() and a.total == b.total
+    assert (base.x == before).all() and base.total == int(before.sum())
+
+
+def test_guided_pass_rounds_the_lp_on_the_hard_family():
+    """The LP-guided pass (an LP rounding plus a small MIP) closes the first fill's ~1% gap."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    inst = make_hard_instance(50_000, seed=0)
+    sel = inst.problem.solve("greedy", mip_gap=1e-9)
+    assert inst.problem.check(sel.indices) == []
+    assert sel.gap < 1e-3, sel.message
+    assert "guided pass" in sel.message
+
+
+def test_time_limit_keeps_the_subset_found_and_reports_progress():
+    """A limit long enough for the fill but not for everything: a checked subset comes back
+    (status by its certified gap, or time_limit), and every phase that ran reported."""
+    from gdo_opt.testing.instances import make_hard_instance
+
+    inst = make_hard_instance(50_000, seed=1)
+    events = []
+    sel = inst.problem.solve("greedy", time_limit=0.6, mip_gap=1e-12, progress=events.append)
+    names = [e["event"] for e in events]
+    assert names[0] == "start" and names[-1] == "done" and "greedy" in names
+    greedy = next(e for e in events if e["event"] == "greedy")
+    if greedy["rows_left"] == 0:  # the fill (or its quick refill) was feasible: it is not dropped
+        assert sel.indices.size == inst.k, sel.message
+    if sel.indices.size:
+        assert inst.problem.check(sel.indices) == []
+        assert sel.status in ("feasible", "time_limit") and np.isfinite(sel.gap)
+    else:
+        assert sel.status == "time_limit"
