@@ -6,7 +6,7 @@
 The pool is a folder written by ``experiments/llava_pool.py`` (onevision.jsonl, video.jsonl and the
 published merged metrics.jsonl). Each run is the CLI as a user runs it (``--target-count K``, the
 default solver, time limit and Uni-10x baseline; ``--no-html``), in its own process: wall seconds
-and peak RSS come from ``os.wait4`` (the largest resident set in the process tree), status and
+and the peak memory of its process tree (PSS, ``experiments/_measure.py``), status and
 certified gap from the run's report.json, with the load average before each run. Results:
 ``experiments/out/select_scale.csv`` and a table on stdout. The targets (issue 15) are ≤ 60 s and
 gap ≤ 1e-4 per run at ~1M pairs, peak RSS at most the published builder's on the same pool
@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments._measure import run_measured  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GOALS = ("minloss", "diverse", "temp", "temp_plus")
@@ -34,19 +35,14 @@ def run_one(pool: Path, goal: str, k: int, out: Path, extra: list[str]) -> dict:
     cmd = [str(exe), "select", "--onevision", str(pool / "onevision.jsonl"), "--video", str(pool / "video.jsonl"),
            "--metrics", str(pool / "metrics.jsonl"), "--preset", goal, "--target-count", str(k), "--no-html",
            "--no-progress", "--out", str(out), *extra]
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    with open(out.with_suffix(".log"), "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    rc = os.waitstatus_to_exitcode(status)
+    run = run_measured(cmd, out.with_suffix(".log"))
+    rc = run["rc"]
     report = json.loads((out / "report.json").read_text()) if rc == 0 and (out / "report.json").is_file() else {}
     solve = report.get("solve", {})
-    return {"goal": goal, "k": k, "seconds": round(seconds, 2), "peak_gb": round(usage.ru_maxrss / 1024 / 1024, 3),
+    return {"goal": goal, "k": k, "seconds": round(run["seconds"], 2), "peak_gb": round(run["gb"], 3),
             "status": solve.get("status"), "gap": solve.get("gap"), "selected": report.get("selected"),
             "hard_violations": len(report.get("violations", [])) if report else None, "rc": rc,
-            "load": round(load, 2)}
+            "load": round(run["load_before"], 2)}
 
 
 def main(argv=None) -> int:

@@ -11,9 +11,10 @@ For each pool size (``--pairs``) this generates a LLaVA-shaped pool in the publi
 3. audits both subsets with ``gdo-opt audit``'s library call on the same pool and ρ: K, Σρ, every
    violation of the goal's constraints, and the published subset's gap to our certified optimum.
 
-Seconds are wall clock; peak RSS is the child's ``ru_maxrss`` from ``os.wait4`` (Linux reports the
-largest resident set of the process tree), so both sides are measured the same way. The load
-average is recorded beside every timing. Results: ``experiments/out/vs_reference.csv`` and a table
+Seconds are wall clock; memory is the peak proportional set size of the whole process tree
+(``experiments/_measure.py``: the workers ``select`` forks count, pages they share with it count
+once), sampled the same way on both sides; each side's largest single process (``ru_maxrss``) is
+in the CSV too. The load average is recorded beside every timing. Results: ``experiments/out/vs_reference.csv`` and a table
 on stdout with ratios (speed-up = published s / ours s; memory = published GB / ours GB). Σρ is the
 plain sum of ρ; "obj." is the goal's objective as audited, which for goals with soft quotas is Σρ
 minus the quota-shortfall penalty; "optimum" is the certified optimum of that objective at the same K.
@@ -30,25 +31,16 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments._measure import run_measured  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 GOALS = ("minloss", "diverse", "temp", "temp_plus")
 OUT = HERE / "out" / "vs_reference"
-FIELDS = ["pairs", "goal", "ref_s", "ours_s", "speedup", "ref_gb", "ours_gb", "mem_ratio", "ref_k", "ours_k",
+FIELDS = ["pairs", "goal", "ref_s", "ours_s", "speedup", "ref_gb", "ours_gb", "mem_ratio", "ref_max_rss_gb", "ours_max_rss_gb", "ref_k", "ours_k",
           "k_ratio", "ref_objective", "ours_objective", "sigma_gain", "ref_violations", "ref_violated",
           "ref_penalized", "optimum_same_k", "ref_gap", "ours_violations", "ours_gap", "load_before", "load_after"]
-
-
-def measure(cmd: list[str], env: dict | None, log: Path) -> dict:
-    """Run ``cmd`` to completion; wall seconds, peak RSS (GB, whole process tree), exit code."""
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": seconds, "gb": usage.ru_maxrss / 1024 / 1024, "rc": proc.returncode,
-            "load_before": load, "load_after": os.getloadavg()[0]}
 
 
 def run_reference(reference: Path, goal: str, pool: Path, out: Path) -> dict:
@@ -56,7 +48,7 @@ def run_reference(reference: Path, goal: str, pool: Path, out: Path) -> dict:
                METRICS_JSONL=str(pool / "metrics.jsonl"), OUTPUT_ROOT=str(out), PYTHON_BIN=sys.executable)
     out.mkdir(parents=True, exist_ok=True)
     cmd = ["bash", str(reference / "scripts" / "build_profile.sh"), str(reference / "configs" / f"{goal}.env")]
-    result = measure(cmd, env, out / f"{goal}.log")
+    result = run_measured(cmd, out / f"{goal}.log", env)
     result["subset"] = out / goal / "gdo_1x_32f.jsonl"
     return result
 
@@ -66,7 +58,7 @@ def run_ours(goal: str, pool: Path, out: Path) -> dict:
     exe = Path(sys.executable).with_name("gdo-opt")
     cmd = [str(exe), "select", "--onevision", str(pool / "onevision.jsonl"), "--video", str(pool / "video.jsonl"),
            "--metrics", str(pool / "metrics.jsonl"), "--preset", goal, "--no-html", "--out", str(out / goal)]
-    result = measure(cmd, None, out / f"{goal}.log")
+    result = run_measured(cmd, out / f"{goal}.log")
     result["subset"] = out / goal / "gdo_1x.jsonl"
     return result
 
@@ -130,6 +122,7 @@ def rows_for(pairs: int, runs: dict, audits: dict) -> list[dict]:
             "ours_s": round(ours["seconds"], 2) if ours["rc"] == 0 else f"failed rc={ours['rc']}",
             "speedup": _ratio(ref["seconds"], ours["seconds"]) if ref["rc"] == ours["rc"] == 0 else None,
             "ref_gb": round(ref["gb"], 3), "ours_gb": round(ours["gb"], 3), "mem_ratio": _ratio(ref["gb"], ours["gb"]),
+            "ref_max_rss_gb": round(ref["max_rss_gb"], 3), "ours_max_rss_gb": round(ours["max_rss_gb"], 3),
             "ref_k": a_ref and a_ref["k"], "ours_k": a_ours and a_ours["k"],
             "k_ratio": a_ref and a_ours and _ratio(a_ours["k"], a_ref["k"]),
             "ref_objective": a_ref and _sigma(a_ref), "ours_objective": a_ours and _sigma(a_ours),

@@ -11,10 +11,34 @@ from __future__ import annotations
 
 import os
 
+MALLOC_THRESHOLD = 1 << 20  # bytes: larger blocks are mmap'd and trimmed at once
+
 
 def prefer_returning_allocator() -> None:
     """Call before pyarrow is imported (the CLI does, first thing)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    fix_malloc_thresholds()
+
+
+def fix_malloc_thresholds() -> bool:
+    """glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), so once an
+    8 MB read buffer is freed, later ones come from the heap and stay resident; fixed thresholds keep
+    blocks over ``MALLOC_THRESHOLD`` in their own mappings and trim the heap top. Measured on the
+    200k-pair metrics read: +64 MB resident without, +44 MB with. A user's ``MALLOC_*_`` environment
+    wins; no-op off glibc."""
+    import sys
+
+    if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, MALLOC_THRESHOLD)
+                    and libc.mallopt(m_trim_threshold, MALLOC_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
 
 
 def return_freed_memory() -> None:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5
@@ -57,6 +58,20 @@ def tie_to_parent(parent: int, initializer=None, initargs: tuple = ()) -> None:
 def default_method() -> str:
     """fork on Linux (fast start, inherits imports), spawn elsewhere."""
     return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "spawn"
+
+
+@contextmanager
+def frozen_heap():
+    """While forked workers run: the parent's Python objects move to the collector's permanent
+    generation, so a collection in a worker does not write to (and so copy) every page of the
+    parent's heap it inherited. Undone on exit."""
+    import gc
+
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def process_pool(workers: int, method: str | None = None, initializer=None, initargs: tuple = ()) -> ProcessPoolExecutor:

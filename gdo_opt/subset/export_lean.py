@@ -75,20 +75,21 @@ def lean_lines(frame: pd.DataFrame, rows: np.ndarray, rho: np.ndarray, descripto
                 found += task[4].size
                 yield _block_lines(task)
         else:
-            from gdo_opt.workers import process_pool
+            from gdo_opt.workers import frozen_heap, process_pool
 
-            pool = process_pool(workers, "fork")  # the workers read _CONTEXT: fork only (Linux)
-            pending: deque = deque()
-            try:
-                for task in tasks:
-                    found += task[4].size
-                    pending.append(pool.submit(_block_lines, task))
-                    if len(pending) >= 2 * workers:
+            with frozen_heap():
+                pool = process_pool(workers, "fork")  # the workers read _CONTEXT: fork only (Linux)
+                pending: deque = deque()
+                try:
+                    for task in tasks:
+                        found += task[4].size
+                        pending.append(pool.submit(_block_lines, task))
+                        if len(pending) >= 2 * workers:
+                            yield pending.popleft().result()
+                    while pending:
                         yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                pool.shutdown(cancel_futures=True)
+                finally:
+                    pool.shutdown(cancel_futures=True)
     finally:
         _CONTEXT.clear()
     if found != rows.size:
