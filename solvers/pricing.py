@@ -81,7 +81,11 @@ class Pricer:
     def __init__(self, problem) -> None:
         self.problem = problem
         self.form = problem.standard_form()
-        self.csc = column_major(self.form)
+
+    @property
+    def csc(self):
+        """Built on first use (a run stopped by its time limit before pricing never pays for it)."""
+        return column_major(self.form)
 
     def signed(self, y: np.ndarray) -> np.ndarray:
         """y with noise and every entry of the wrong sign set to 0 (L stays valid for the result)."""

@@ -42,6 +42,7 @@ SWAP_MAX_N = 200_000  # above this, swaps only for starved floors (priced rows g
 POLISH_STEPS = 30  # subgradient steps of the Lagrangian fallback bound
 BOUND_MIN_S = 5.0  # the LP bound gets 2 × the time the greedy took, at least this
 BOUND_FACTOR = 2.0
+LP_SETUP_S_PER_NNZ = 2e-7  # the LP bound's setup per standard-form nonzero (4.5M hard: ~5 s at load 3)
 
 
 @dataclass
@@ -68,13 +69,13 @@ def descending(primary: np.ndarray, *ties: np.ndarray) -> np.ndarray:
 
 
 def priced_core(problem, form, d: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """The first pricing LP's core for a greedy that has prices: the top 1.2·K by the priced
+    """The first pricing LP's core for a greedy that has prices: the top 1.2·K (``effective_budget``) by the priced
     reduced cost ``d``, the fill, and the top ⌈1.1·lo⌉ of every floored group (no score-order
     top, no extra members per floor). Hard 1M: 41k columns, pricing 2.8 s, against 61k and
     4.4 s for the score-order core, same bound (docs/solvers.md)."""
     from gdo_opt.solvers import pricing
 
-    take = min(problem.n, int(1.2 * problem.budget_hi) + 1)
+    take = min(problem.n, int(1.2 * pricing.effective_budget(problem, form)) + 1)  # K, or a size_k row's
     top = np.argpartition(-d, take - 1)[:take] if take < problem.n else np.arange(problem.n)
     return pricing.initial_core(problem, extra=np.union1d(top, fill), top_factor=0.0, floor_factor=1.1,
                                 floor_extra=0, form=form)
@@ -215,6 +216,9 @@ class GreedyBackend(BaseBackend):
         deadline = options.deadline
         lag = Lagrangian(problem, form)
         order, d = priced_order(problem, lag, deadline=deadline)
+        if options.expired():  # before the fill's setup (2 s at 4.5M candidates)
+            return RawResult(Status.TIME_LIMIT, None, message=f"greedy: time limit reached while pricing "
+                             f"({time.perf_counter() - start:.2f}s)", info={"stopped": True})
         base = Greedy(problem, order=order, deadline=deadline)
         # with the bound on, the MIP repair waits for the LP-guided pass (which usually needs none)
         defer = bool(options.bound and options.fallback and options.guided)
@@ -265,9 +269,16 @@ class GreedyBackend(BaseBackend):
         value = problem.objective(found) if found is not None else None
         spent = max(BOUND_MIN_S, BOUND_FACTOR * (t - solve_start))  # the bound's share of the time
         end = t + spent if options.deadline is None else min(options.deadline, t + spent)
-        core = priced_core(problem, form, lag.reduced(), fill)
-        result = pricing.lp_bound(problem, core=core, deadline=end, threads=options.threads,
-                                  on_round=options.progress)
+        left = options.remaining()
+        if left is not None and left < LP_SETUP_S_PER_NNZ * form.A.nnz:
+            # the LP's setup alone (CSC copy, core, first LP) would overrun the limit (measured at
+            # 4.5M: 5 s past a 10 s limit before pricing could start)
+            result = pricing.PricingResult("error", math.nan, math.nan, fill, None, None, [],
+                                           f"no time for the LP ({left:.1f}s left)")
+        else:
+            core = priced_core(problem, form, lag.reduced(), fill)
+            result = pricing.lp_bound(problem, core=core, deadline=end, threads=options.threads,
+                                      on_round=options.progress)
         info["bound_iterations"] = result.iterations
         if result.has_bound:
             bound, reduced = result.bound, result.reduced

@@ -81,22 +81,25 @@ class Lagrangian:
         # are read off the standard form (rebuilding a share's rows took 0.8 s at 4.5M candidates).
         form = form if form is not None else problem.standard_form()
         A = form.A
-        rows, lo, hi, self.w_key = [], [], [], []
+        picked = []
         for fi, f in enumerate(problem.families):
-            if f.counted:
-                continue
-            for r in np.flatnonzero(form.row_family == fi)[: max(0, MAX_WEIGHTED_ROWS - len(rows))]:
-                seg = slice(A.indptr[r], A.indptr[r + 1])
-                w = np.bincount(A.indices[seg], weights=A.data[seg], minlength=self.n)
-                scale = float(np.abs(w).max()) if w.size else 1.0
-                scale = scale or 1.0  # rows in comparable units: better steps
-                rows.append(w / scale)
-                lo.append(form.row_lo[r] / scale)
-                hi.append(form.row_hi[r] / scale)
-                self.w_key.append((fi, int(form.row_group[r])))
-        self.W = np.array(rows) if rows else np.zeros((0, self.n))
+            if not f.counted:
+                picked += [(fi, int(r)) for r in np.flatnonzero(form.row_family == fi)]
+        picked = picked[:MAX_WEIGHTED_ROWS]
+        # filled in place: stacking a list of dense rows cost 1.5 s at 4.5M candidates
+        self.W = np.zeros((len(picked), self.n))
+        lo, hi, self.w_key = [], [], []
+        for i, (fi, r) in enumerate(picked):
+            seg = slice(A.indptr[r], A.indptr[r + 1])
+            self.W[i] = np.bincount(A.indices[seg], weights=A.data[seg], minlength=self.n)
+            scale = float(np.abs(self.W[i]).max()) if self.n else 1.0
+            scale = scale or 1.0  # rows in comparable units: better steps
+            self.W[i] /= scale
+            lo.append(form.row_lo[r] / scale)
+            hi.append(form.row_hi[r] / scale)
+            self.w_key.append((fi, int(form.row_group[r])))
         self.w_lo, self.w_hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
-        self.w_y = np.zeros(len(rows))
+        self.w_y = np.zeros(len(picked))
         self.best_bound = math.inf
         self.best_state = None
         self.iterations = 0

@@ -123,3 +123,21 @@ def test_statuses_follow_the_requested_gap():
     assert (tight.status == "optimal") == (tight.gap <= 0.0 or tight.bound - tight.objective <= 1e-6)
     if tight.status != "optimal":
         assert tight.status in ("feasible", "time_limit") and tight.gap > 0
+
+
+@pytest.mark.parametrize("limit", [0.3, 1.0])
+def test_time_limit_keeps_the_quick_greedy_subset(hard_20k, limit):
+    """Under a time limit the core path first secures a feasible subset (the quick greedy); once
+    it has one it never ends without a subset, and its bound (LP or the quick greedy's
+    Lagrangian) stays valid. Progress events still come, in order."""
+    problem, feasible_value = hard_20k
+    events = []
+    sel = problem.solve("auto", force_core=True, time_limit=limit, mip_gap=1e-12, progress=events.append)
+    names = [e["event"] for e in events]
+    assert names[0] == "start" and names[-1] == "done" and "quick greedy" in names
+    quick = next(e for e in events if e["event"] == "quick greedy")
+    if np.isfinite(quick["objective"]):
+        assert len(sel.indices) == problem.budget_hi and problem.check(sel.indices) == [], sel.message
+        assert sel.objective >= quick["objective"] - 1e-9
+        assert np.isfinite(sel.bound) and sel.bound >= feasible_value - 1e-9 * abs(feasible_value)
+    assert sel.status in ("optimal", "feasible", "time_limit"), sel.message
