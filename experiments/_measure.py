@@ -6,7 +6,8 @@ two worker processes) ``wait4`` reports the largest *single* process, which hide
 summing RSS counts the pages parent and workers share after the fork twice. The proportional set
 size (PSS, ``/proc/PID/smaps_rollup``) splits each shared page between the processes that map it, so
 the sum over the tree is what the command holds. The tree is sampled every ``interval`` seconds
-(peaks shorter than that can be missed, on both sides alike); ``ru_maxrss`` is kept beside it.
+(peaks shorter than that can be missed, on both sides alike); ``ru_maxrss`` is kept beside it
+(it can include the launcher's pages between fork and exec).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def test_frozen_heap_freezes_only_while_open():
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs /proc smaps_rollup")
 def test_tree_meter_counts_forked_workers(tmp_path):
     """A parent that forks two children each touching 64 MB is measured above 120 MB, although no
-    single process holds more than ~75 MB (what ru_maxrss would report)."""
+    single process holds more than ~75 MB."""
     sys.path.insert(0, str(ROOT))
     from experiments._measure import run_measured
 
@@ -64,7 +64,7 @@ def test_tree_meter_counts_forked_workers(tmp_path):
                 block = bytearray(64 << 20)
                 for i in range(0, len(block), 4096):
                     block[i] = 1
-                time.sleep(1.0)
+                time.sleep(2.0)
                 os._exit(0)
             kids.append(pid)
         for pid in kids:
@@ -73,4 +73,3 @@ def test_tree_meter_counts_forked_workers(tmp_path):
     run = run_measured([sys.executable, str(script)], tmp_path / "log.txt", interval=0.02)
     assert run["rc"] == 0
     assert run["gb"] * 1024 > 120  # 2 x 64 MB private, plus the interpreters
-    assert run["max_rss_gb"] * 1024 < 110

@@ -110,19 +110,29 @@ def load_inputs(args: argparse.Namespace, presets: list | None = None):
 
     if args.candidates and (args.onevision or args.video):
         raise GdoError("give either --candidates or --onevision/--video, not both")
+    prefetched = None
     if args.candidates:
         from gdo_opt.ingest.candidates import load_candidates
 
         frame = load_candidates(args.candidates)
     elif args.onevision or args.video:
+        from gdo_opt.goal.metrics import MetricsPrefetch
         from gdo_opt.ingest.pool import ingest
 
-        frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean="paper" if presets and all(p.is_paper for p in presets) else True
-                       ).to_pandas(arrow_backed=True)
+        prefetched = MetricsPrefetch(args.metrics) if args.metrics else None  # parsed while we ingest
+        try:
+            lean = "paper" if presets and all(p.is_paper for p in presets) else True
+            frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean=lean
+                           ).to_pandas(arrow_backed=True)
+        except BaseException:
+            if prefetched is not None:
+                prefetched.close()
+            raise
     else:
         raise GdoError("no pool: pass --candidates DIR/candidates.parquet or --onevision/--video FILE")
     non_finite = getattr(args, "non_finite", "missing")
-    metrics = load_metrics(args.metrics, frame["qa_uid"], non_finite) if args.metrics else no_metrics(len(frame))
+    metrics = (load_metrics(args.metrics, frame["qa_uid"], non_finite, prefetched) if args.metrics
+               else no_metrics(len(frame)))
     return frame, metrics
 
 

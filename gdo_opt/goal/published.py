@@ -361,6 +361,7 @@ def legacy_from(metrics) -> Legacy | None:
         return None
     stats, aligned = {}, {}
     hit = position >= 0
+    values = getattr(metrics, "values", None) or {}
     for name in LEGACY:
         col = file_columns.get(name)
         if col is None:
@@ -368,6 +369,9 @@ def legacy_from(metrics) -> Legacy | None:
         s = running_stats(col)
         if s is not None:
             stats[name] = s
+        if name in values:  # align_metrics aligned this very column already: share it
+            aligned[name] = values[name]
+            continue
         out = np.full(position.size, np.nan)
         out[hit] = col[position[hit]]
         aligned[name] = out

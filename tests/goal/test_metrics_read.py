@@ -34,13 +34,14 @@ def _inferred(path, uids):
         gm._read_jsonl = original
 
 
-@pytest.mark.parametrize("block", [1 << 24, 2048])
-def test_fast_read_equals_the_inferred_read(tmp_path, monkeypatch, block):
+@pytest.mark.parametrize("block,chunk", [(1 << 24, 1 << 20), (2048, 1 << 20), (1 << 24, 4096)])
+def test_fast_read_equals_the_inferred_read(tmp_path, monkeypatch, block, chunk):
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows(400)))
     uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)  # some without metrics
     ref = _inferred(path, uids)
     monkeypatch.setattr(gm, "METRICS_BLOCK", block)
+    monkeypatch.setattr(gm, "PARSE_CHUNK", chunk)  # several parallel chunks per block
     got = gm.load_metrics(path, uids)
     assert sorted(got.values) == sorted(ref.values) and "temporal_prob" in got.values
     for name in ref.values:
@@ -58,3 +59,52 @@ def test_text_in_a_numeric_key_is_still_named(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(GdoError, match="vds"):
         gm.load_metrics(path, np.array(["ov::r1::t0"], dtype=object))
+
+
+def _same(got, ref):
+    assert sorted(got.values) == sorted(ref.values)
+    for name in ref.values:
+        np.testing.assert_array_equal(got.values[name], ref.values[name])
+    for name in ref.file_columns:
+        np.testing.assert_array_equal(got.file_columns[name], ref.file_columns[name])
+    assert (got.ignored_keys, got.matched, got.source) == (ref.ignored_keys, ref.matched, ref.source)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the worker needs fork")
+def test_prefetch_in_a_worker_reads_what_the_serial_read_reads(tmp_path, monkeypatch):
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(400)))
+    uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)
+    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    pre = gm.MetricsPrefetch(path)
+    assert pre._future is not None  # really in a worker
+    _same(gm.load_metrics(path, uids, prefetched=pre), gm.load_metrics(path, uids))
+    assert pre._dir is None  # its spill folder is gone
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the worker needs fork")
+def test_prefetch_errors_surface_when_asked_with_the_serial_message(tmp_path, monkeypatch):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"qa_uid": "a", "vds": 0.1}\n{"qa_uid": "b", "vds": [1, \n')
+    with pytest.raises(GdoError) as serial:
+        gm.load_metrics(path, np.array(["a"], dtype=object))
+    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    pre = gm.MetricsPrefetch(path)  # the worker fails; nothing is raised yet
+    with pytest.raises(GdoError) as prefetched:
+        gm.load_metrics(path, np.array(["a"], dtype=object), prefetched=pre)
+    assert str(prefetched.value) == str(serial.value) and str(path) in str(serial.value)
+
+
+def test_select_reports_a_bad_pool_before_a_bad_metrics_file(tmp_path, monkeypatch, capsys):
+    """The metrics parse runs beside the ingest, but errors come in the serial order."""
+    from gdo_opt.cli import main
+
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text('{"qa_uid": "a", "vds": [1,\n')
+    pool = tmp_path / "ov.jsonl"
+    pool.write_text("not json at all\n")
+    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    code = main(["select", "--onevision", str(pool), "--metrics", str(metrics), "--preset", "minloss",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and str(pool) in err and str(metrics) not in err
