@@ -370,22 +370,37 @@ def parse_jsonl_block(buf: bytes, first_line: int, file: str, use_threads: bool 
 
 
 def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
-    """Yield (bytes of whole lines, 1-based number of their first line); streams the file."""
+    """Yield (bytes of whole lines, 1-based number of their first line); streams the file.
+
+    A block is cut at its last newline and the file position moved back to the start of the
+    partial line, so no block is copied to join it with the previous one's tail (a line longer than
+    a block is read on to its end)."""
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
-    rest = b""
     with open(path, "rb") as handle:
+        seekable = handle.seekable()
+        rest = b""
         while True:
             chunk = handle.read(block_bytes)
+            if rest:
+                chunk, rest = rest + chunk, b""
             if not chunk:
-                break
-            buf = rest + chunk
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                rest = buf
-                continue
-            block, rest = buf[: cut + 1], buf[cut + 1 :]
-            yield block, line
-            line += block.count(b"\n")
-    if rest.strip():
-        yield rest, line
+                return
+            cut = chunk.rfind(b"\n")
+            while cut < 0:  # no newline yet: one long line (or the file's unterminated last one)
+                more = handle.read(block_bytes)
+                if not more:
+                    if chunk.strip():
+                        yield chunk, line
+                    return
+                head = more.rfind(b"\n")
+                cut = -1 if head < 0 else len(chunk) + head
+                chunk += more
+            if cut + 1 < len(chunk):
+                if seekable:
+                    handle.seek(cut + 1 - len(chunk), 1)
+                else:
+                    rest = chunk[cut + 1:]
+                chunk = chunk[: cut + 1]
+            yield chunk, line
+            line += chunk.count(b"\n")
