@@ -178,20 +178,21 @@ def _write_direct(order: dict, encoded, arrival: np.ndarray) -> dict:
     from contextlib import ExitStack
 
     seen = 0
+    member = {path: np.isin(arrival, wanted) for path, wanted in order.items()}  # once, not per batch
     with ExitStack() as stack:
         handles = {path: stack.enter_context(atomic_open(path, "wb")) for path in order}
         for rows, data, sizes in encoded:
             if not np.array_equal(rows, arrival[seen:seen + rows.size]):
                 raise GdoError("export: rows arrived out of the announced order (internal error)")
-            seen += rows.size
             ends = np.cumsum(sizes)
             view = memoryview(data)
-            for path, wanted in order.items():
-                take = np.flatnonzero(np.isin(rows, wanted))
+            for path in order:
+                take = np.flatnonzero(member[path][seen:seen + rows.size])
                 if take.size == rows.size:
                     handles[path].write(data)
                 elif take.size:
                     handles[path].writelines(view[e - n:e] for e, n in zip(ends[take].tolist(), sizes[take].tolist()))
+            seen += rows.size
         if seen != arrival.size:
             raise GdoError(f"export: {arrival.size - seen} selected rows could not be rebuilt")
     return {path: int(rows.size) for path, rows in order.items()}
