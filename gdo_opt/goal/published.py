@@ -260,9 +260,18 @@ def text_features(question, answer) -> dict[str, np.ndarray]:
 
 
 def _first_appearance_codes(*keys: np.ndarray) -> np.ndarray:
-    """int64 code per row of equal key tuples, numbered in order of first appearance."""
+    """int64 code per row of equal key tuples, numbered in order of first appearance.
+
+    Fast path: a hash factorization of the first key; when every row agrees with its group's first
+    row on the other keys, those codes are the tuples' codes (the other keys only ever split a
+    group on a 64-bit collision of the first, then the tuple sort below decides)."""
     if not keys[0].size:
         return np.zeros(0, np.int64)
+    codes, uniques = pd.factorize(keys[0], sort=False)
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # each code's first row
+    if all(np.array_equal(k, k[first[codes]]) for k in keys[1:]):
+        return codes.astype(np.int64)
     _, first, inverse = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)

@@ -107,8 +107,8 @@ def derive(pool: PublishedPool, params, k: int, budget: dict) -> PaperSet:
 
 def _top_per_group(codes: np.ndarray, rho: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Rows among the top ``cap[g]`` of their group by ρ (ties: row order); codes < 0 never."""
-    rows = np.arange(codes.size)
-    order = np.lexsort((rows, -rho, codes))
+    by_rho = np.argsort(-rho, kind="stable")  # two stable sorts = lexsort((rows, -rho, codes)), ~2x faster
+    order = by_rho[np.argsort(codes[by_rho], kind="stable")]
     g = codes[order]
     start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
     rank = np.arange(order.size) - np.repeat(start, np.diff(np.r_[start, order.size]))

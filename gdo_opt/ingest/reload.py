@@ -49,13 +49,10 @@ def _pick_lines(path: Path, wanted: np.ndarray):
 
 
 def _gather(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> bytes:
-    """The byte ranges [starts, ends) of ``buf`` joined, one gather (no Python loop per line); a last
-    line without its newline gets one."""
-    lengths = ends - starts
-    total = int(lengths.sum())
-    offsets = np.cumsum(lengths) - lengths
-    index = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
-    out = np.frombuffer(buf, dtype=np.uint8)[index].tobytes()
+    """The byte ranges [starts, ends) of ``buf`` joined; a last line without its newline gets one.
+    A join of slices: ~0.5 µs per line, where a numpy gather or byte mask touches every byte of the
+    block (measured 17x slower on 2 MB of LLaVA-Video lines, half of them picked)."""
+    out = b"".join([buf[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
     return out if out.endswith(b"\n") else out + b"\n"
 
 
