@@ -343,7 +343,7 @@ def align_metrics(qa_uid: pd.Series | np.ndarray, frame: pd.DataFrame, kind: str
         source=kind,
         path=str(path),
         matched=int(hit.sum()),
-        unmatched_metrics=int(len(index) - np.unique(position[hit]).size),
+        unmatched_metrics=int(len(index) - np.count_nonzero(np.bincount(position[hit], minlength=len(index)))),
         derived=derived,
         ignored_keys=ignored,
         file_columns=file_columns,

@@ -182,7 +182,7 @@ def _powers(base: np.uint64, n: int, block: int = 4096) -> np.ndarray:
 class PublishedPool:
     """Pool-side quantities of the published builder, one entry per candidate row."""
 
-    fields: dict[str, np.ndarray]  # the seven stratum fields (object arrays)
+    coded: dict[str, tuple[np.ndarray, np.ndarray]]  # each stratum field as (int codes, labels per code)
     stratum: np.ndarray  # int64 code, first-appearance order
     stratum_labels: np.ndarray  # "bucket|duration|...|source_group" per code
     video: np.ndarray  # bool: bucket == short_video
@@ -199,12 +199,35 @@ class PublishedPool:
     def n(self) -> int:
         return int(self.video.size)
 
+    @property
+    def fields(self) -> dict[str, np.ndarray]:
+        """The seven fields as object arrays of labels (built on first use: 8 bytes per row and
+        field, 56 MB at 1M rows; the hot paths use ``first_codes`` / ``field_values``)."""
+        if "fields" not in self._cache:
+            self._cache["fields"] = {name: labels[codes] for name, (codes, labels) in self.coded.items()}
+        return self._cache["fields"]
+
+    def field_values(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Labels of field ``name`` for ``rows`` (object array)."""
+        codes, labels = self.coded[name]
+        return labels[codes[rows]]
+
+    def first_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, labels) of field ``name`` numbered in order of first appearance, as
+        ``pd.factorize(labels, sort=False)`` numbers them, from the small integer codes."""
+        key = ("first", name)
+        if key not in self._cache:
+            codes, labels = self.coded[name]
+            first, seen = pd.factorize(codes, sort=False)
+            self._cache[key] = (first.astype(np.int64), np.asarray(labels, dtype=object)[seen])
+        return self._cache[key]
+
     def profile(self) -> dict[str, dict[str, float]]:
         """``stable_profile``: each field's share per value over the full pool."""
         if "profile" not in self._cache:
             out = {}
             for name in FIELDS:
-                codes, uniques = _first_codes(self.fields[name])
+                codes, uniques = self.first_codes(name)
                 counts = np.bincount(codes, minlength=uniques.size)
                 out[name] = {str(u): float(c / self.n) for u, c in zip(uniques, counts)}
             self._cache["profile"] = out
@@ -212,9 +235,7 @@ class PublishedPool:
 
     def field_frame(self) -> pd.DataFrame:
         """The seven fields as categorical columns (cheap to count and sort at 1M rows)."""
-        coded = self._cache.get("coded")
-        if coded is None:
-            return pd.DataFrame(self.fields)
+        coded = self.coded
         out = {}
         for name in FIELDS:  # categories in sorted order, as factorize(sort=True) of the labels has them
             codes, labels = coded[name]
@@ -314,7 +335,6 @@ def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPoo
     }
     g_codes, g_labels = pd.factorize(groups)
     coded["source_group"] = (g_codes.astype(np.int64), np.asarray(g_labels, dtype=object))
-    fields = {name: labels_[codes] for name, (codes, labels_) in coded.items()}
     combined = np.zeros(len(video), dtype=np.int64)
     for name in FIELDS:
         combined = combined * len(coded[name][1]) + coded[name][0]
@@ -333,10 +353,8 @@ def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPoo
     uid = pc.fill_null(text_column(frame["video_uid"]), "")
     vcodes = _dict_codes(uid)
     vcodes = np.where(video & pc.not_equal(uid, "").to_numpy(zero_copy_only=False), vcodes, -1).astype(np.int64)
-    pool = PublishedPool(fields, stratum, labels, video, text_key.astype(np.int64), vcodes, src_codes.astype(np.int64),
+    return PublishedPool(coded, stratum, labels, video, text_key.astype(np.int64), vcodes, src_codes.astype(np.int64),
                          q_tokens, a_tokens, a_distinct, text_column(frame["qa_uid"]))
-    pool._cache["coded"] = coded
-    return pool
 
 
 # ------------------------------------------------------------------------------------------ ρ
@@ -440,7 +458,7 @@ def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitche
     prof = pool.profile()
     logs = []
     for name in FIELDS[1:]:
-        codes, uniques = pd.factorize(pool.fields[name])
+        codes, uniques = pool.first_codes(name)
         p = np.array([max(prof[name].get(str(u), 1e-9), 1e-9) for u in uniques])
         logs.append(np.log(p)[codes])
     align = sum(logs) / len(logs)
@@ -448,7 +466,8 @@ def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitche
     counts = np.bincount(codes, minlength=int(codes.max(initial=-1)) + 1)
     spr = np.log((pool.n + 1.0) / (counts[codes] + 1.0))
     ppl = 0.0 if sw.disable_ppl else qlty
-    tb = np.where(pool.fields["temporal_category"] == "Temporal", 1.0, 0.2)
+    t_codes, t_labels = pool.coded["temporal_category"]
+    tb = np.where((np.asarray(t_labels, dtype=object) == "Temporal")[t_codes], 1.0, 0.2)
     base = np.where(pool.video, 1.0 * ppl + 0.85 * diff + 0.9 * align + 0.55 * tb + 0.15 * spr,
                     1.1 * ppl + 0.85 * diff + 0.9 * align + 0.15 * spr)
     cap = sw.zscore_cap
@@ -540,17 +559,19 @@ def largest_remainder(counts: np.ndarray, k: int) -> np.ndarray:
     return quota
 
 
-def source_floors(groups: np.ndarray, k: int, p) -> dict[str, int]:
-    """``compute_source_group_floor_requirements``: floors for the top-k source groups, total <= 70 % K."""
-    if p.source_floor_topk <= 0 or p.min_source_group_ratio <= 0 or groups.size == 0 or k <= 0:
+def source_floors(groups, k: int, p) -> dict[str, int]:
+    """``compute_source_group_floor_requirements``: floors for the top-k source groups, total <= 70 % K.
+    ``groups``: each row's group (array), or its (first-appearance codes, labels)."""
+    codes, uniques = groups if isinstance(groups, tuple) else _first_codes(groups)
+    n = codes.size
+    if p.source_floor_topk <= 0 or p.min_source_group_ratio <= 0 or n == 0 or k <= 0:
         return {}
-    codes, uniques = _first_codes(groups)
     counts = np.bincount(codes, minlength=uniques.size)
     order = np.argsort(-counts, kind="stable")[: p.source_floor_topk]
     floor_abs = max(1, int(math.ceil(k * p.min_source_group_ratio)))
     req = {}
     for g in order:
-        expected = k * (counts[g] / float(groups.size))
+        expected = k * (counts[g] / float(n))
         required = max(floor_abs, int(math.ceil(max(0.0, p.source_floor_frac_of_expected) * expected)))
         if required <= int(math.floor(expected)):
             req[str(uniques[g])] = required

@@ -67,12 +67,13 @@ def choose_k(pool: PublishedPool, params, legacy=None, target_count: int | None 
 def derive(pool: PublishedPool, params, k: int, budget: dict) -> PaperSet:
     """Quotas, caps and floors exactly as the builder computes them for K."""
     total = pool.n
-    bucket_codes, buckets = pd.factorize(pool.fields["bucket"], sort=False)  # first appearance
+    bucket_codes, buckets = pool.first_codes("bucket")  # first appearance
     bucket_counts = np.bincount(bucket_codes, minlength=len(buckets))
     bq = dict(zip([str(b) for b in buckets], largest_remainder(bucket_counts, k).tolist()))
     quota = largest_remainder(pool.stratum_counts(), k)
     cats = set(params.temporal_categories)
-    temporal = pool.video & pd.Series(pool.fields["temporal_category"]).isin(list(cats)).to_numpy()
+    t_codes, t_labels = pool.coded["temporal_category"]
+    temporal = pool.video & pd.Series(np.asarray(t_labels, dtype=object)).isin(list(cats)).to_numpy()[t_codes]
     n_video = int(pool.video.sum())
     full_ratio = n_video / float(total) if total else 0.0
     lo_ratio = params.min_video_ratio if params.min_video_ratio >= 0 else full_ratio
@@ -95,7 +96,7 @@ def derive(pool: PublishedPool, params, k: int, budget: dict) -> PaperSet:
     mult = np.where(is_video & np.isin(parts[:, 2], list(cats)), np.maximum(mult, params.temporal_oversample_factor),
                     mult)
     cap = np.where(quota > 0, np.maximum(quota, np.ceil(quota * mult).astype(np.int64)), 0)
-    floors = source_floors(pool.fields["source_group"], k, params)
+    floors = source_floors(pool.first_codes("source_group"), k, params)
     info = {"temporal_categories": sorted(cats), "full_video_ratio": full_ratio,
             "full_temporal_in_video_ratio": full_temporal, "min_video_ratio_effective": lo_ratio,
             "min_video_count": min_video, "max_video_ratio_effective": hi_ratio, "max_video_count": max_video,
@@ -124,7 +125,7 @@ def survivors(pool: PublishedPool, rho: np.ndarray, cap: np.ndarray, floors: dic
     cannot meet (the builder then reports it unmet) stays reachable without the whole pool."""
     keep = _top_per_group(pool.stratum, rho, cap)
     if floors:
-        codes, uniques = pd.factorize(pool.fields["source_group"])
+        codes, uniques = pool.first_codes("source_group")
         need = np.array([2 * floors.get(str(u), 0) for u in uniques], dtype=np.int64)
         keep |= _top_per_group(codes.astype(np.int64), rho, need)
     return np.flatnonzero(keep)
@@ -147,7 +148,7 @@ def elastic_problem(pool: PublishedPool, rho: np.ndarray, ps: PaperSet, params, 
         ep.add("temporal_video_min", np.where(ps.temporal[rows], "temporal", None),
                lo={"temporal": ps.min_temporal_video}, elastic=hard)
     if ps.floors:
-        ep.add("source_group_floor", pool.fields["source_group"][rows], lo=dict(ps.floors), elastic=hard)
+        ep.add("source_group_floor", pool.field_values("source_group", rows), lo=dict(ps.floors), elastic=hard)
     q = ps.stratum_quota
     lo = {str(pool.stratum_labels[s]): int(q[s]) for s in np.flatnonzero(q > 0)}
     mode = params.quota_mode
