@@ -10,7 +10,8 @@
    on, only the refill runs here: the LP-guided pass (5) usually makes the MIP unnecessary, and
    it runs after that pass only if no feasible subset is known yet.
 4. Bound (``bound=True``): the pool's LP bound by core + pricing (``pricing.lp_bound``) within
-   2 × the time the greedy took (at least ``BOUND_MIN_S``); a run stopped there still gives a
+   2 × the time the greedy took (at least ``BOUND_MIN_S`` and ``LP_S_PER_NNZ`` per nonzero: at
+   4.5M the LP needs more than twice the greedy); a run stopped there still gives a
    valid, looser bound. Without one, the Lagrangian of the fitted prices (``lagrange.py``: budget
    and the main quota family kept exact, valid for any prices) plus subgradient steps.
 5. Guided pass: the greedy again in the LP's order (reduced cost, LP value, score) without the
@@ -43,6 +44,7 @@ POLISH_STEPS = 30  # subgradient steps of the Lagrangian fallback bound
 BOUND_MIN_S = 5.0  # the LP bound gets 2 × the time the greedy took, at least this
 BOUND_FACTOR = 2.0
 ESCALATION = (4.0, 8.0, 16.0)  # price factors of the quick refills (hard 1M and 4.5M: ×2 missed, ×4 held)
+LP_S_PER_NNZ = 6e-7  # the LP bound's time floor (hard 4.5M, 35.8M nnz: pricing ~16 s at load 2; 1M: ~4.4 s)
 LP_SETUP_S_PER_NNZ = 2e-7  # the LP bound's setup per standard-form nonzero (4.5M hard: ~5 s at load 3)
 
 
@@ -262,14 +264,15 @@ class GreedyBackend(BaseBackend):
 
     def _certify(self, problem, form, lag, base, found, fill, info, notes, options, solve_start):
         """The pool's LP bound by core + pricing (``pricing.lp_bound``, the first fill in the core)
-        within 2 × the time the greedy took (at least ``BOUND_MIN_S``); if it gives none, the
+        within 2 × the time the greedy took (at least ``BOUND_MIN_S``, ``LP_S_PER_NNZ``); if none, the
         Lagrangian of the fitted prices (valid for any prices). Then the guided pass and, on small
         pools, a local MIP. Returns (bound, best feasible indices or None)."""
         from gdo_opt.solvers import pricing
 
         t = time.perf_counter()
         value = problem.objective(found) if found is not None else None
-        spent = max(BOUND_MIN_S, BOUND_FACTOR * (t - solve_start))  # the bound's share of the time
+        # the bound's share of the time: 2 × the greedy's, and at least what pricing needs at this size
+        spent = max(BOUND_MIN_S, BOUND_FACTOR * (t - solve_start), LP_S_PER_NNZ * form.A.nnz)
         end = t + spent if options.deadline is None else min(options.deadline, t + spent)
         left = options.remaining()
         if left is not None and left < LP_SETUP_S_PER_NNZ * form.A.nnz:
@@ -287,7 +290,8 @@ class GreedyBackend(BaseBackend):
             notes.append(f"LP bound {bound:.10g} ({result.status}; core {result.core.size}, "
                          f"{len(result.iterations)} pricing round(s)) in {time.perf_counter() - t:.2f}s")
         else:
-            lag.run(POLISH_STEPS, target=value, deadline=end)
+            polish_end = end if options.deadline is not None else max(end, time.perf_counter() + 0.25 * spent)
+            lag.run(POLISH_STEPS, target=value, deadline=polish_end)
             lr = lag.result()
             bound, reduced = lr.bound, lr.reduced
             notes.append(f"no LP bound ({result.status}: {result.message}); Lagrangian bound {bound:.10g} "
