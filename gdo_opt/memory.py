@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-MALLOC_THRESHOLD = 4 << 20  # bytes: larger blocks are mmap'd and trimmed at once
+MALLOC_THRESHOLD = 1 << 20  # bytes: larger blocks are mmap'd and trimmed at once
 
 
 def prefer_returning_allocator() -> None:
@@ -23,9 +23,10 @@ def prefer_returning_allocator() -> None:
 def fix_malloc_thresholds() -> bool:
     """glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), so once an
     8 MB read buffer is freed, later ones come from the heap and stay resident; fixed thresholds keep
-    blocks over ``MALLOC_THRESHOLD`` in their own mappings and trim the heap top (measured on the
-    200k-pair metrics read: +64 MB resident without, +44 MB with). Not lower: each mapping is zeroed
-    by the kernel, and 2 MB ingest blocks read twice as slowly with a 1 MB threshold. A user's ``MALLOC_*_`` environment
+    blocks over ``MALLOC_THRESHOLD`` in their own mappings, returned when freed: a 200k-row
+    ``select`` held 128 MB of glibc heap before its solve with a 4 MB threshold (1.6 MB numpy
+    temporaries leave holes the heap cannot give back) and 28 MB with 1 MB. Each mapping is zeroed
+    by the kernel, so hot loops over 2 MB blocks reuse one buffer (``ingest.read.iter_jsonl_views``). A user's ``MALLOC_*_`` environment
     wins; no-op off glibc."""
     import sys
 

@@ -404,3 +404,35 @@ def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tu
                 chunk = chunk[: cut + 1]
             yield chunk, line
             line += chunk.count(b"\n")
+
+
+def iter_jsonl_views(path: Path, block_bytes: int | None = None) -> Iterator[tuple[memoryview, int, int]]:
+    """Like ``iter_jsonl_blocks``, without allocating: (view of whole lines, number of their first
+    line, byte offset) read into one reused buffer, so **a view is valid only until the next item**.
+    For the parent's scans (block boundaries for the workers, picking exported lines): with glibc's
+    mmap threshold at 1 MB (``gdo_opt.memory``) every fresh 2 MB block would be a new zeroed mapping."""
+    block_bytes = block_bytes or BLOCK_BYTES
+    buf = bytearray(block_bytes)
+    line, offset = 1, 0
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            handle.seek(offset)
+            n = 0
+            while n < len(buf):  # fill the buffer (a read may return less than asked)
+                got = handle.readinto(memoryview(buf)[n:])
+                if not got:
+                    break
+                n += got
+            if n == 0:
+                return
+            cut = buf.rfind(b"\n", 0, n)
+            if cut < 0:
+                if n == len(buf):  # one line longer than the buffer: grow it and read again
+                    buf = bytearray(2 * len(buf))
+                    continue
+                if bytes(buf[:n]).strip():  # the file's unterminated last line
+                    yield memoryview(buf)[:n], line, offset
+                return
+            yield memoryview(buf)[: cut + 1], line, offset
+            line += buf.count(b"\n", 0, cut + 1)
+            offset += cut + 1

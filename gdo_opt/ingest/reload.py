@@ -28,18 +28,18 @@ class LeanSource:
     kinds: dict[str, str] = field(default_factory=dict)  # file (as given) -> onevision | video | pool
 
 
-def _line_starts(buf: bytes) -> np.ndarray:
+def _line_starts(buf: bytes | memoryview) -> np.ndarray:
     arr = np.frombuffer(buf, dtype=np.uint8)
     return np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
 
 
 def _pick_lines(path: Path, wanted: np.ndarray):
     """Yield (bytes of the wanted lines, their 1-based line numbers), one piece per file block."""
-    from gdo_opt.ingest.read import iter_jsonl_blocks
+    from gdo_opt.ingest.read import iter_jsonl_views
 
-    for buf, first_line in iter_jsonl_blocks(path):
+    for buf, first_line, _ in iter_jsonl_views(path):  # a reused buffer: only the picked lines are copied
         starts = _line_starts(buf)
-        n_lines = starts.size - 1 if buf.endswith(b"\n") else starts.size
+        n_lines = starts.size - 1 if buf[-1] == 10 else starts.size
         lo, hi = np.searchsorted(wanted, [first_line, first_line + n_lines])
         if hi <= lo:
             continue
@@ -48,7 +48,7 @@ def _pick_lines(path: Path, wanted: np.ndarray):
         yield _gather(buf, starts[local], ends[local]), wanted[lo:hi]
 
 
-def _gather(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> bytes:
+def _gather(buf: bytes | memoryview, starts: np.ndarray, ends: np.ndarray) -> bytes:
     """The byte ranges [starts, ends) of ``buf`` joined; a last line without its newline gets one.
     A join of slices: ~0.5 µs per line, where a numpy gather or byte mask touches every byte of the
     block (measured 17x slower on 2 MB of LLaVA-Video lines, half of them picked)."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 from gdo_opt.errors import GdoError, ParameterError
 from gdo_opt.ingest import read as pool_read
 from gdo_opt.ingest.block import process_block
-from gdo_opt.ingest.read import SkipLog, iter_jsonl_blocks, parse_jsonl_block
+from gdo_opt.ingest.read import SkipLog, iter_jsonl_blocks, iter_jsonl_views, parse_jsonl_block
 from gdo_opt.ingest.schema import IngestOptions
 
 
@@ -101,11 +101,9 @@ def _blocks(path: Path, file: str, kind: str, opts: IngestOptions, pool: Process
         os.unlink(spill)  # the mapping stays valid
         return table, block_skips, n_bytes
 
-    offset = 0
-    for k, (buf, first_line) in enumerate(iter_jsonl_blocks(path)):  # blocks tile the file
+    for k, (view, first_line, offset) in enumerate(iter_jsonl_views(path)):  # workers read the bytes
         spill = os.path.join(spill_dir, f"{k}.arrow")
-        pending.append(pool.submit(_jsonl_job, (str(path), offset, len(buf)), first_line, kind, file, opts, spill, False))
-        offset += len(buf)
+        pending.append(pool.submit(_jsonl_job, (str(path), offset, len(view)), first_line, kind, file, opts, spill, False))
         if len(pending) >= 2 * workers:
             yield result()
     while pending:

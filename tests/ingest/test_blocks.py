@@ -4,7 +4,7 @@ lines, an unterminated last line); the re-read of picked lines returns exactly t
 import numpy as np
 import pytest
 
-from gdo_opt.ingest.read import iter_jsonl_blocks
+from gdo_opt.ingest.read import iter_jsonl_blocks, iter_jsonl_views
 from gdo_opt.ingest.reload import _gather, _pick_lines
 
 LINES = [b"a", b"bb", b"", b"  ", b"x" * 5000, b"ccc", b"d" * 17, b"last"]
@@ -43,3 +43,17 @@ def test_gather_joins_ranges_in_order():
     buf = b"0123456789"
     assert _gather(buf, np.array([1, 5, 9]), np.array([3, 6, 10])) == b"1259\n"
     assert _gather(b"ab\ncd\n", np.array([3, 0]), np.array([6, 3])) == b"cd\nab\n"
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+@pytest.mark.parametrize("block", [1, 3, 7, 64, 4096])
+def test_views_tile_the_file_like_the_blocks(tmp_path, block, terminated):
+    path = tmp_path / "f.jsonl"
+    data = b"\n".join(LINES) + (b"\n" if terminated else b"")
+    path.write_bytes(data)
+    pieces = [(bytes(view), line, offset) for view, line, offset in iter_jsonl_views(path, block)]
+    assert b"".join(p for p, _, _ in pieces) == data
+    for piece, line, offset in pieces:
+        assert data[offset: offset + len(piece)] == piece  # the offset is where the piece starts
+        assert line == data[:offset].count(b"\n") + 1
+    assert all(p.endswith(b"\n") for p, _, _ in pieces[:-1])
