@@ -305,7 +305,8 @@ def _quick_incumbent(problem, form, deadline):
 
     lag = gb.Lagrangian(problem, form)
     order, d = gb.priced_order(problem, lag, deadline=deadline)
-    idx, left, _ = gb.run_greedy(problem, form, order, deadline, priority=d, lag=lag, defer_mip=True)
+    idx, left, _ = gb.run_greedy(problem, form, order, deadline, priority=d, lag=lag, defer_mip=True,
+                                 refine=gb.REFINE if gb.no_lp_ahead(form, deadline) else 0)
     return (None if left else idx), lag, idx
 
 

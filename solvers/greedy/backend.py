@@ -44,6 +44,7 @@ POLISH_STEPS = 30  # subgradient steps of the Lagrangian fallback bound
 BOUND_MIN_S = 5.0  # the LP bound gets 2 × the time the greedy took, at least this
 BOUND_FACTOR = 2.0
 ESCALATION = (4.0, 8.0, 16.0)  # price factors of the quick refills (hard 1M and 4.5M: ×2 missed, ×4 held)
+REFINE = 2  # bisection steps of the quick refill when no LP will follow
 LP_S_PER_NNZ = 6e-7  # the LP bound's time floor (hard 4.5M, 35.8M nnz: pricing ~16 s at load 2; 1M: ~4.4 s)
 LP_SETUP_S_PER_NNZ = 2e-7  # the LP bound's setup per standard-form nonzero (4.5M hard: ~5 s at load 3)
 
@@ -94,7 +95,8 @@ def priced_order(problem, lag: Lagrangian | None = None, deadline=None) -> tuple
 
 def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fallback: bool = True,
                threads=None, lag: Lagrangian | None = None, pace: bool = True, mip_size: int | None = None,
-               defer_mip: bool = False, base: Greedy | None = None) -> tuple[np.ndarray, list[str], dict]:
+               defer_mip: bool = False, base: Greedy | None = None,
+               refine: int = 0) -> tuple[np.ndarray, list[str], dict]:
     """Fill + repair; returns (indices, names of rows still violated, timings). ``order``: the
     order to fill in (default: the priced order); ``priority``: what the neighbourhood MIP
     ranks by (default: the order's ranks); ``lag``: the priced order's Lagrangian (it allows
@@ -102,7 +104,8 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
     LP order); ``mip_size``: the repair MIP's first neighbourhood per side; ``defer_mip``: no
     MIP repair here — an infeasible fill is returned with ``info["pending"]`` (its 0/1 vector)
     for the caller to repair later (the LP-guided pass usually makes that unnecessary); ``base``:
-    a ``Greedy`` whose setup is reused (``fresh``). With a ``deadline`` every phase stops there."""
+    a ``Greedy`` whose setup is reused (``fresh``); ``refine``: bisection steps of the quick
+    refill (``_escalate``). With a ``deadline`` every phase stops there."""
     form = form or problem.standard_form()
     start = time.perf_counter()
     if order is None:
@@ -135,7 +138,7 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
     # does not finish); without one only if the MIP fails
     backup = None
     if bad.size and lag is not None and (deadline is not None or defer_mip):
-        backup = _escalate(g, form, lag, bad, deadline, info)
+        backup = _escalate(g, form, lag, bad, deadline, info, refine)
     if bad.size and defer_mip and backup is None:
         info["pending"] = x
         info["stopped"] = _expired(deadline)
@@ -146,7 +149,7 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
         info.update(mip_info, mip_seconds=time.perf_counter() - t)
         bad = violated_rows(form, x)
     if bad.size and backup is None and lag is not None and deadline is None and not defer_mip:
-        backup = _escalate(g, form, lag, bad, deadline, info)
+        backup = _escalate(g, form, lag, bad, deadline, info, refine)
     if bad.size and backup is not None:
         x, bad = backup, np.zeros(0, dtype=np.int64)
         info["escalated_fill_used"] = True
@@ -154,15 +157,25 @@ def run_greedy(problem, form=None, order=None, deadline=None, priority=None, fal
     return np.flatnonzero(x), [problem.row_name(int(r)) for r in bad], info
 
 
+def no_lp_ahead(form, deadline) -> bool:
+    """True when the time left cannot hold an LP bound's setup twice over: the quick refill is
+    then likely the answer, worth refining."""
+    return deadline is not None and deadline - time.perf_counter() < 2 * LP_SETUP_S_PER_NNZ * form.A.nnz
+
+
 def _expired(deadline) -> bool:
     return deadline is not None and time.perf_counter() >= deadline
 
 
-def _escalate(base: Greedy, form, lag: Lagrangian, bad: np.ndarray, deadline, info) -> np.ndarray | None:
+def _escalate(base: Greedy, form, lag: Lagrangian, bad: np.ndarray, deadline, info,
+              refine: int = 0) -> np.ndarray | None:
     """A quick feasible subset: refill with the prices of the violated priced rows raised
     (``ESCALATION``; a covering row the fill missed by 32% at 1M needed ×4; each refill costs
     ~1.2 s at 4.5M, so ×2 is no longer tried). Its value is poor: it is the incumbent until the
-    guided pass or the neighbourhood MIP gives a better one."""
+    guided pass or the neighbourhood MIP gives a better one. ``refine``: that many geometric
+    bisection steps between the last factor that missed and the first that held, while the
+    deadline leaves room for one more refill — for when no LP will follow (hard 1M: ×2.5 holds
+    at 64,178 where ×4 gives 57,041)."""
     key = {k: i for i, k in enumerate(lag.w_key)}
     rows = [key[(int(form.row_family[r]), int(form.row_group[r]))] for r in bad
             if (int(form.row_family[r]), int(form.row_group[r])) in key]
@@ -170,19 +183,40 @@ def _escalate(base: Greedy, form, lag: Lagrangian, bad: np.ndarray, deadline, in
         return None
     saved = lag.w_y.copy()
     t = time.perf_counter()
+
+    def refill(factor):
+        lag.w_y = saved.copy()
+        lag.w_y[rows] *= factor
+        g = base.fresh(descending(lag.reduced(), base.scores), deadline)
+        g.fill()
+        return g.x if violated_rows(form, g.x).size == 0 else None
+
     try:
+        missed, held, x = 1.0, None, None
         for factor in ESCALATION:
             if deadline is not None and time.perf_counter() >= deadline:
-                return None
-            lag.w_y = saved.copy()
-            lag.w_y[rows] *= factor
-            g = base.fresh(descending(lag.reduced(), base.scores), deadline)
-            g.fill()
-            if violated_rows(form, g.x).size == 0:
-                info.update(escalated_factor=factor, escalate_seconds=time.perf_counter() - t)
-                return g.x
+                break
+            x = refill(factor)
+            if x is not None:
+                held = factor
+                break
+            missed = factor
+        last = (time.perf_counter() - t) / max(1, ESCALATION.index(held) + 1 if held else 1)
+        for _ in range(refine if held else 0):
+            if deadline is not None and time.perf_counter() + last > deadline:  # a late one stops at it
+                break
+            mid = math.sqrt(missed * held)
+            s0 = time.perf_counter()
+            y = refill(mid)
+            last = time.perf_counter() - s0
+            if y is None:
+                missed = mid
+            else:
+                held, x = mid, y
         info["escalate_seconds"] = time.perf_counter() - t
-        return None
+        if held is not None:
+            info["escalated_factor"] = held
+        return x
     finally:
         lag.w_y = saved
 
@@ -227,7 +261,8 @@ class GreedyBackend(BaseBackend):
         # with the bound on, the MIP repair waits for the LP-guided pass (which usually needs none)
         defer = bool(options.bound and options.fallback and options.guided)
         indices, left, info = run_greedy(problem, form, order, deadline, priority=d, fallback=options.fallback,
-                                         threads=options.threads, lag=lag, defer_mip=defer, base=base)
+                                         threads=options.threads, lag=lag, defer_mip=defer, base=base,
+                                         refine=REFINE if no_lp_ahead(form, deadline) else 0)
         pending = info.pop("pending", None)
         seconds = time.perf_counter() - start
         notes = [f"greedy {indices.size} items in {seconds:.2f}s" if not left

@@ -299,3 +299,28 @@ def test_time_limit_keeps_the_subset_found_and_reports_progress():
         assert sel.status in ("feasible", "time_limit") and np.isfinite(sel.gap)
     else:
         assert sel.status == "time_limit"
+
+
+def test_refined_quick_refill_is_feasible_and_no_worse():
+    """The quick refill's bisection keeps a factor that holds: still feasible, and a smaller
+    price factor never gives a lower value on the hard family."""
+    from gdo_opt.solvers.greedy.backend import _escalate, priced_order
+    from gdo_opt.solvers.greedy.lagrange import Lagrangian
+    from gdo_opt.solvers.greedy.neighborhood import violated_rows
+    from gdo_opt.testing.instances import make_hard_instance
+
+    p = make_hard_instance(50_000, seed=0).problem
+    form = p.standard_form()
+    lag = Lagrangian(p, form)
+    order, _ = priced_order(p, lag)
+    g = Greedy(p, order=order)
+    g.fill()
+    bad = violated_rows(form, g.x)
+    assert bad.size  # the first fill misses the covering row here
+    plain_info, refined_info = {}, {}
+    plain = _escalate(g, form, lag, bad, None, plain_info)
+    refined = _escalate(g, form, lag, bad, None, refined_info, refine=2)
+    assert plain is not None and refined is not None
+    assert violated_rows(form, refined).size == 0 and p.check(np.flatnonzero(refined)) == []
+    assert refined_info["escalated_factor"] <= plain_info["escalated_factor"]
+    assert p.objective(np.flatnonzero(refined)) >= p.objective(np.flatnonzero(plain)) - 1e-9
