@@ -307,6 +307,7 @@ def test_refined_quick_refill_is_feasible_and_no_worse():
     from gdo_opt.solvers.greedy.backend import _escalate, priced_order
     from gdo_opt.solvers.greedy.lagrange import Lagrangian
     from gdo_opt.solvers.greedy.neighborhood import violated_rows
+
     from gdo_opt.testing.instances import make_hard_instance
 
     p = make_hard_instance(50_000, seed=0).problem
