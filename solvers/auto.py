@@ -305,6 +305,8 @@ def _quick_incumbent(problem, form, deadline):
 
     lag = gb.Lagrangian(problem, form)
     order, d = gb.priced_order(problem, lag, deadline=deadline)
+    if time.perf_counter() >= deadline:  # before the fill's setup (2 s at 4.5M candidates)
+        return None, lag, np.zeros(0, dtype=np.int64)
     idx, left, _ = gb.run_greedy(problem, form, order, deadline, priority=d, lag=lag, defer_mip=True,
                                  refine=gb.REFINE if gb.no_lp_ahead(form, deadline) else 0)
     return (None if left else idx), lag, idx
