@@ -37,8 +37,7 @@ def _json_numbers(values: np.ndarray) -> np.ndarray:
     out = np.array(["null"] * values.size, dtype=object)
     ok = np.isfinite(values)
     if ok.any():
-        text = np.char.mod("%.6g", values[ok]).astype(object)
-        out[ok] = text
+        out[ok] = list(map("%.6g".__mod__, values[ok].tolist()))  # 5x np.char.mod's speed, same text
     return out
 
 
@@ -74,6 +73,12 @@ def _media_json(media) -> tuple[np.ndarray, np.ndarray]:
     return text.to_numpy(zero_copy_only=False).astype(object), counts
 
 
+def _repeated(tag: str, times: np.ndarray) -> np.ndarray:
+    """``tag * times[i]`` per row, built once per distinct count (np.char.multiply is per row)."""
+    counts, inverse = np.unique(times, return_inverse=True)
+    return np.array([tag * int(c) for c in counts], dtype=object)[inverse.ravel()]
+
+
 def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
               frames_as: str = "images", stratum: np.ndarray | None = None) -> np.ndarray:
     """One JSON line (without newline) per row of ``frame``, in ``frame``'s order."""
@@ -91,8 +96,7 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
         raise GdoError(f"candidates: qa_uid = {first!r}: no media paths to export")
     # Tags: <image> x len(images) for images; one <video> per video (a frames list is one video).
     n_video_tags = np.where(kind == "video", counts, 1)
-    tags = np.where(as_video, np.char.multiply("<video>", n_video_tags).astype(object),
-                    np.char.multiply("<image>", counts).astype(object))
+    tags = np.where(as_video, _repeated("<video>", n_video_tags), _repeated("<image>", counts))
     if frames_as == "images":  # the published builder's user turn: "<image>" x n, newline, question
         tags = np.where(counts > 0, tags + "\n", tags)
     user = _json_strings(tags + frame["question"].astype(str).to_numpy(dtype=object))
@@ -190,8 +194,11 @@ def _write_direct(order: dict, encoded, arrival: np.ndarray) -> dict:
                 take = np.flatnonzero(member[path][seen:seen + rows.size])
                 if take.size == rows.size:
                     handles[path].write(data)
-                elif take.size:
-                    handles[path].writelines(view[e - n:e] for e, n in zip(ends[take].tolist(), sizes[take].tolist()))
+                elif take.size:  # consecutive taken lines are one contiguous slice
+                    brk = np.flatnonzero(np.diff(take) != 1) + 1
+                    first, last = take[np.r_[0, brk]], take[np.r_[brk - 1, take.size - 1]]
+                    handles[path].writelines(view[a:b] for a, b in zip((ends[first] - sizes[first]).tolist(),
+                                                                        ends[last].tolist()))
             seen += rows.size
         if seen != arrival.size:
             raise GdoError(f"export: {arrival.size - seen} selected rows could not be rebuilt")
