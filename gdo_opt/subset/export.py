@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gdo_opt.atomic import atomic_open
 from gdo_opt.errors import GdoError, ParameterError
@@ -29,6 +30,44 @@ FRAMES_AS = ("video", "images")
 def _json_strings(values) -> np.ndarray:
     dumps = json.JSONEncoder(ensure_ascii=False).encode
     return np.array([dumps(str(v)) for v in values], dtype=object)
+
+
+_OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"  # escaped as \b, \f or \u00XX: left to Python's encoder
+_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+
+
+def _json_quoted(values) -> pa.Array:
+    """Each string as ``json.dumps(str(v), ensure_ascii=False)`` writes it, with Arrow kernels (the
+    five common escapes as substring replacements; rows with another control character, and
+    columns with missing values, through Python's encoder)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values
+    elif isinstance(getattr(values, "dtype", None), pd.ArrowDtype):
+        arr = pa.array(values.array)
+    else:
+        try:  # plain str objects convert; anything else (numbers, None) keeps str(v)
+            arr = pa.array(np.asarray(values, dtype=object), pa.string(), from_pandas=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = None
+    if arr is not None and isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr is None or arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            plain = values.to_pylist()
+        else:  # what the per-row path printed: str() of each value as numpy / pandas gives it
+            plain = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+        return pa.array(_json_strings(plain), pa.string())
+    out = arr
+    for old, new in _ESCAPES:
+        out = pc.replace_substring(out, old, new)
+    out = pc.binary_join_element_wise('"', out, '"', "")
+    odd = pc.match_substring_regex(arr, _OTHER_CONTROL)
+    if pc.any(odd).as_py():
+        out = pc.replace_with_mask(out, odd, pa.array(_json_strings(arr.filter(odd).to_pylist()), out.type))
+    return out
 
 
 def _json_numbers(values: np.ndarray) -> np.ndarray:
@@ -44,7 +83,7 @@ def _json_numbers(values: np.ndarray) -> np.ndarray:
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json's encoder escapes with ensure_ascii=False
 
 
-def _media_json(media) -> tuple[np.ndarray, np.ndarray]:
+def _media_json(media) -> tuple[pa.Array, np.ndarray]:
     """(JSON list text, path count) per row, as ``json.dumps(paths, ensure_ascii=False,
     separators=(",", ":"))`` writes them, built with Arrow kernels: at 1M pairs the exports hold
     millions of frame paths, and only paths with a quote, backslash or control character (rare)
@@ -70,7 +109,7 @@ def _media_json(media) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.concatenate(([0], np.cumsum(counts)))
     lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), quoted)
     text = pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
-    return text.to_numpy(zero_copy_only=False).astype(object), counts
+    return text, counts
 
 
 def _repeated(tag: str, times: np.ndarray) -> np.ndarray:
@@ -82,11 +121,33 @@ def _repeated(tag: str, times: np.ndarray) -> np.ndarray:
 def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
               frames_as: str = "images", stratum: np.ndarray | None = None) -> np.ndarray:
     """One JSON line (without newline) per row of ``frame``, in ``frame``'s order."""
+    return sft_text(frame, rho, descriptors, frames_as, stratum).to_numpy(zero_copy_only=False).astype(object)
+
+
+def sft_encoded(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
+                frames_as: str = "images", stratum: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
+    """``encode_lines(sft_lines(...))`` without a Python string per row: the lines are one Arrow
+    string array, whose data buffer already is the bytes of every ``line + "\\n"``."""
+    import pyarrow.compute as pc
+
+    text = pc.binary_join_element_wise(sft_text(frame, rho, descriptors, frames_as, stratum), "\n", "")
+    wide = pa.types.is_large_string(text.type)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)[text.offset: text.offset + len(text) + 1]
+    data = text.buffers()[2]
+    return data[int(offsets[0]): int(offsets[-1])].to_pybytes(), np.diff(offsets).astype(np.int64)
+
+
+def sft_text(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
+             frames_as: str = "images", stratum: np.ndarray | None = None) -> pa.Array:
+    """The lines of ``sft_lines`` as one Arrow string array, assembled column-wise by Arrow kernels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if frames_as not in FRAMES_AS:
         raise ParameterError("frames_as", f"expected one of {', '.join(FRAMES_AS)}", frames_as)
     n = len(frame)
     if n == 0:
-        return np.zeros(0, dtype=object)
+        return pa.array([], pa.string())
     media_json, counts = _media_json(frame["media"])
     kind = frame["media_kind"].astype(str).to_numpy()
     as_video = (kind == "video") | ((kind == "frames") & (frames_as == "video"))
@@ -99,31 +160,30 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
     tags = np.where(as_video, _repeated("<video>", n_video_tags), _repeated("<image>", counts))
     if frames_as == "images":  # the published builder's user turn: "<image>" x n, newline, question
         tags = np.where(counts > 0, tags + "\n", tags)
-    user = _json_strings(tags + frame["question"].astype(str).to_numpy(dtype=object))
-    assistant = _json_strings(frame["answer"].astype(str).to_numpy())
+    question = frame["question"]
+    question = (pa.array(question.array) if isinstance(question.dtype, pd.ArrowDtype)
+                else pa.array(question.astype(str).to_numpy(dtype=object), pa.string()))
+    if isinstance(question, pa.ChunkedArray):
+        question = question.combine_chunks()
+    if question.null_count:  # str(None), as the per-row path printed it
+        question = pa.array(frame["question"].astype(str).to_numpy(dtype=object), pa.string())
+    user = _json_quoted(pc.binary_join_element_wise(pa.array(tags, pa.string()), pc.cast(question, pa.string()), ""))
+    answer = frame["answer"]
+    assistant = _json_quoted(answer if isinstance(answer.dtype, pd.ArrowDtype) and not answer.isna().any()
+                             else answer.astype(str).to_numpy())
     frames_video = (kind == "frames") & as_video
-    media_json[frames_video] = "[" + media_json[frames_video] + "]"  # one video = the frame list
-    media_key = np.where(as_video, '"videos":', '"images":').astype(object)
+    media_json = pc.if_else(pa.array(frames_video), pc.binary_join_element_wise("[", media_json, "]", ""), media_json)
+    media_key = pa.array(np.where(as_video, '"videos":', '"images":'), pa.string())
 
-    meta = '{"descriptors":{'
-    parts = []
-    for name in sorted(descriptors):
-        parts.append(f'"{name}":' + _json_numbers(descriptors[name]))
-    if parts:
-        body = parts[0]
-        for p in parts[1:]:
-            body = body + "," + p
-        meta = meta + body
-    meta = (meta + '},"rho":' + _json_numbers(rho)
-            + ',"source":' + _json_strings(frame["source"].to_numpy())
-            + ',"stratum":' + _json_strings(frame["stratum"].to_numpy() if stratum is None else stratum) + "}")
-    line = ('{"messages":[{"role":"user","content":' + user
-            + '},{"role":"assistant","content":' + assistant + "}],"
-            + media_key + media_json
-            + ',"qa_uid":' + _json_strings(frame["qa_uid"].to_numpy())
-            + ',"video_uid":' + _json_strings(frame["video_uid"].to_numpy())
-            + ',"meta":' + meta + "}")
-    return np.asarray(line, dtype=object)
+    pieces = ['{"messages":[{"role":"user","content":', user, '},{"role":"assistant","content":', assistant,
+              "}],", media_key, media_json, ',"qa_uid":', _json_quoted(frame["qa_uid"]),
+              ',"video_uid":', _json_quoted(frame["video_uid"]), ',"meta":{"descriptors":{']
+    for i, name in enumerate(sorted(descriptors)):
+        pieces += [("," if i else "") + f'"{name}":', pa.array(_json_numbers(descriptors[name]), pa.string())]
+    pieces += ['},"rho":', pa.array(_json_numbers(rho), pa.string()), ',"source":', _json_quoted(frame["source"]),
+               ',"stratum":', _json_quoted(frame["stratum"] if stratum is None else stratum), "}}"]
+    pieces = [pc.cast(p, pa.string()) if isinstance(p, (pa.Array, pa.ChunkedArray)) else p for p in pieces]
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def write_sft(path: str | Path, frame: pd.DataFrame, indices: np.ndarray, rho: np.ndarray,
@@ -162,8 +222,8 @@ def write_sft_sets(outputs: dict, frame: pd.DataFrame, rho: np.ndarray, descript
         batches = ((union[a:a + EXPORT_BATCH], frame.iloc[union[a:a + EXPORT_BATCH]])
                    for a in range(0, union.size, EXPORT_BATCH))
     if encoded is None:
-        encoded = ((rows, *encode_lines(sft_lines(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()},
-                                                   frames_as, None if stratum is None else stratum[rows])))
+        encoded = ((rows, *sft_encoded(sub, rho[rows], {k: v[rows] for k, v in descriptors.items()},
+                                       frames_as, None if stratum is None else stratum[rows]))
                    for rows, sub in batches)
         arrival = union  # the default batches come in pool order
     uids = text_column(frame["qa_uid"])

@@ -4,7 +4,7 @@ worker processes.
 At K = 50k on a 1M-pair pool the two outputs hold ~550k rows (Uni-10x is 10·K): re-reading and
 formatting them was the longest part of ``select`` in one process. The parent only picks the wanted
 lines out of each file block (no parsing); forked workers parse them with the ingest pipeline
-(``gdo_opt.ingest.reload.rebuild``) and build the lines (``subset.export.sft_lines``); the parent
+(``gdo_opt.ingest.reload.rebuild``) and build the lines (``subset.export.sft_encoded``); the parent
 spools them. Each line carries its pool row, so the outputs do not depend on which worker finished
 first (``write_sft_sets`` orders every output by qa_uid).
 """
@@ -26,7 +26,7 @@ _CONTEXT: dict = {}  # set before the fork; the workers read it (copy-on-write)
 def _block_lines(task) -> tuple[np.ndarray, bytes, np.ndarray]:
     from gdo_opt.ingest.reload import rebuild
     from gdo_opt.ingest.stream import LEAN_DROPPED
-    from gdo_opt.subset.export import encode_lines, sft_lines
+    from gdo_opt.subset.export import sft_encoded
 
     file, kind, buf, numbers, at = task
     c = _CONTEXT
@@ -36,9 +36,8 @@ def _block_lines(task) -> tuple[np.ndarray, bytes, np.ndarray]:
         sub[name] = pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)), index=sub.index)
     rows = c["rows"][at]
     stratum = c["stratum"]
-    lines = sft_lines(sub, c["rho"][rows], {k: v[rows] for k, v in c["descriptors"].items()}, c["frames_as"],
-                      None if stratum is None else stratum[rows])
-    return (rows, *encode_lines(lines))
+    return (rows, *sft_encoded(sub, c["rho"][rows], {k: v[rows] for k, v in c["descriptors"].items()},
+                               c["frames_as"], None if stratum is None else stratum[rows]))
 
 
 def lean_arrival(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ def test_media_json_equals_json_dumps_for_any_path():
     for series in (pd.Series(lists, dtype=object),
                    pd.Series(pd.arrays.ArrowExtensionArray(pa.array(lists, pa.large_list(pa.string()))))):
         text, counts = _media_json(series)
-        assert text.tolist() == expected
+        assert text.to_pylist() == expected
         assert counts.tolist() == [len(m or []) for m in lists]
 
 
@@ -114,3 +114,30 @@ def test_several_outputs_direct_and_spooled_write_the_same_lines(tmp_path, sorte
     for path, rows in outputs.items():
         expected = [lines[i] for i in sorted(rows.tolist(), key=lambda i: frame["qa_uid"][i])]
         assert path.read_text().splitlines() == expected and counts[path] == rows.size
+
+
+def test_lines_escape_text_as_json_dumps_does():
+    """The Arrow-built lines (substring escapes, Python for rare control characters) against
+    json.dumps per value, byte for byte, and parsed back."""
+    import json
+
+    from gdo_opt.subset.export import sft_encoded, sft_lines
+
+    texts = ['plain', 'q"uote', "back\\slash", "tab\there", "nl\nx", "cr\rx", "\x01ctl", "bell\x07 \x08 \x0c",
+             "ü 日本 \u2028", ""]
+    n = len(texts)
+    frame = pd.DataFrame({
+        "qa_uid": [f"ov::{i}::t0" for i in range(n)], "video_uid": [f'v"{i}' for i in range(n)],
+        "question": texts, "answer": texts[::-1], "media": [["a.jpg"]] * n, "media_kind": ["image"] * n,
+        "source": ["src\\x"] * n, "stratum": ["s|t"] * n})
+    rho = np.linspace(-1, 1, n)
+    lines = sft_lines(frame, rho, {"vds": np.r_[np.nan, np.ones(n - 1)]})
+    data, sizes = sft_encoded(frame, rho, {"vds": np.r_[np.nan, np.ones(n - 1)]})
+    assert data == "".join(line + "\n" for line in lines).encode() and sizes.sum() == len(data)
+    for i, line in enumerate(lines):
+        row = json.loads(line)
+        assert row["messages"][0]["content"] == "<image>\n" + texts[i]
+        assert row["messages"][1]["content"] == texts[::-1][i]
+        assert '"content":' + json.dumps("<image>\n" + texts[i], ensure_ascii=False) + "}" in line
+        assert row["video_uid"] == f'v"{i}' and row["meta"]["source"] == "src\\x"
+    assert json.loads(lines[0])["meta"]["descriptors"]["vds"] is None
