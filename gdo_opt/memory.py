@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 MALLOC_THRESHOLD = 1 << 20  # bytes: larger blocks are mmap'd and trimmed at once
+ROOMY_THRESHOLD = 32 << 20  # the same in short-lived workers with large temporaries (workers.process_pool)
 
 
 def prefer_returning_allocator() -> None:
@@ -20,7 +21,7 @@ def prefer_returning_allocator() -> None:
     fix_malloc_thresholds()
 
 
-def fix_malloc_thresholds() -> bool:
+def fix_malloc_thresholds(threshold: int | None = None, force: bool = False) -> bool:
     """glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), so once an
     8 MB read buffer is freed, later ones come from the heap and stay resident; fixed thresholds keep
     blocks over ``MALLOC_THRESHOLD`` in their own mappings, returned when freed: a 200k-row
@@ -30,15 +31,15 @@ def fix_malloc_thresholds() -> bool:
     wins; no-op off glibc."""
     import sys
 
-    if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
+    if not sys.platform.startswith("linux") or (not force and any(k.startswith("MALLOC_") for k in os.environ)):
         return False
+    threshold = MALLOC_THRESHOLD if threshold is None else int(threshold)
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, MALLOC_THRESHOLD)
-                    and libc.mallopt(m_trim_threshold, MALLOC_THRESHOLD))
+        return bool(libc.mallopt(m_mmap_threshold, threshold) and libc.mallopt(m_trim_threshold, threshold))
     except (OSError, AttributeError):
         return False
 

@@ -45,12 +45,17 @@ def _watch(parent: int) -> None:
         time.sleep(WATCH_SECONDS)
 
 
-def tie_to_parent(parent: int, initializer=None, initargs: tuple = ()) -> None:
-    """Pool initializer: die with ``parent`` (then run the caller's own initializer)."""
+def tie_to_parent(parent: int, initializer=None, initargs: tuple = (), roomy_malloc: bool = False) -> None:
+    """Pool initializer: die with ``parent`` (then run the caller's own initializer). ``roomy_malloc``:
+    glibc keeps blocks up to ``memory.ROOMY_THRESHOLD`` on its heap for reuse (see ``process_pool``)."""
     _set_pdeathsig()
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), daemon=True, name="gdo-parent-watch").start()
+    if roomy_malloc:
+        from gdo_opt.memory import ROOMY_THRESHOLD, fix_malloc_thresholds
+
+        fix_malloc_thresholds(ROOMY_THRESHOLD, force=True)
     if initializer is not None:
         initializer(*initargs)
 
@@ -74,8 +79,14 @@ def frozen_heap():
         gc.unfreeze()
 
 
-def process_pool(workers: int, method: str | None = None, initializer=None, initargs: tuple = ()) -> ProcessPoolExecutor:
-    """A ProcessPoolExecutor whose workers exit when this process dies (see the module docstring)."""
+def process_pool(workers: int, method: str | None = None, initializer=None, initargs: tuple = (),
+                 roomy_malloc: bool = False) -> ProcessPoolExecutor:
+    """A ProcessPoolExecutor whose workers exit when this process dies (see the module docstring).
+
+    ``roomy_malloc=True`` for workers that churn through large per-block temporaries (the ingest's
+    text passes allocate arrays of 8 bytes per text byte): reused from glibc's heap instead of
+    a fresh zeroed mapping each time, 0.5 s less of a 200k-pair ``select``; their heap goes away
+    with them when the pool shuts down."""
     context = mp.get_context(method or default_method())
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=tie_to_parent,
-                               initargs=(os.getpid(), initializer, initargs))
+                               initargs=(os.getpid(), initializer, initargs, roomy_malloc))

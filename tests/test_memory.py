@@ -30,6 +30,19 @@ def test_malloc_thresholds_are_fixed_unless_the_user_set_them():
     code = "from gdo_opt.memory import fix_malloc_thresholds; print(fix_malloc_thresholds())"
     assert _run(code) == "True"
     assert _run(code, {"MALLOC_ARENA_MAX": "2"}) == "False"  # the user's malloc settings win
+    forced = "from gdo_opt.memory import fix_malloc_thresholds as f; print(f(32 << 20, force=True))"
+    assert _run(forced, {"MALLOC_ARENA_MAX": "2"}) == "True"  # what process_pool(roomy_malloc=True) runs
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_roomy_workers_still_die_with_their_parent_and_work():
+    from gdo_opt.workers import process_pool
+
+    pool = process_pool(1, "fork", roomy_malloc=True)
+    try:
+        assert pool.submit(sum, range(10)).result() == 45
+    finally:
+        pool.shutdown()
 
 
 def test_prefer_returning_allocator_keeps_a_users_choice(monkeypatch):

@@ -132,7 +132,7 @@ class MetricsPrefetch:
             from gdo_opt.workers import process_pool
 
             self._dir = tempfile.mkdtemp(prefix="gdo-metrics-")
-            self._pool = process_pool(1, "fork")
+            self._pool = process_pool(1, "fork", roomy_malloc=True)
             self._future = self._pool.submit(_parse_to_spill, str(p), os.path.join(self._dir, "metrics.arrow"))
 
     def result(self):

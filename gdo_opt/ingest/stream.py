@@ -157,7 +157,7 @@ def build_table(
         method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform == "linux" else "spawn"
         from gdo_opt.workers import process_pool
 
-        pool = process_pool(workers, method)  # workers die with us, even on kill -9
+        pool = process_pool(workers, method, roomy_malloc=True)  # workers die with us, even on kill -9
         spill_dir = tempfile.mkdtemp(prefix="gdo-ingest-")
     try:
         with bar:
