@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         "solver": result.report["solve"]["solver"],
         "status": result.report["solve"]["status"],
         "gap": result.report["solve"]["gap"],
-        "seconds": {"load_candidates": round(t_load, 2), "metrics": round(t_metrics, 2), **{k: round(v, 2) for k, v in result.timing.items()},
+        "seconds": {"load_candidates": round(t_load, 2), "metrics": round(t_metrics, 2), **{k: round(v, 2) for k, v in result.timing.items() if isinstance(v, float)},
                     "total_select": round(total, 2)},
         "peak_rss_gb": round(peak, 3),  # this process: load + select + export (generation excluded)
     }

@@ -178,7 +178,12 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
                                            params.max_qa_per_video, config.seed)
         baseline_info.update(info)
     timing["baseline_s"] = time.perf_counter() - t2
-    from gdo_opt.subset.report import descriptor_summaries, field_distributions, output_names
+    from gdo_opt.subset.report import (
+        descriptor_summaries,
+        field_distributions,
+        output_names,
+        timeless_message,
+    )
 
     subsets = {"gdo_1x": chosen} if baseline is None else {"gdo_1x": chosen, "uni": baseline}
     extra = {"published_base": goal.score.parts["base"], "published_vds3": goal.score.parts["vds3"],
@@ -205,7 +210,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
                   "relaxed_hard_constraints": sol.relaxed, "on_infeasible": config.on_infeasible,
                   "attempts": sol.attempts,
                   "quota_mode": params.quota_mode, "quota_penalty": params.quota_penalty,
-                  "message": " ".join(str(sel.message).split())},
+                  "message": timeless_message(sel.message)},
         "selected": int(chosen.size),
         "sigma_rho": _r(sigma),
         "quota_shortfall": int(quota_short),
@@ -229,6 +234,7 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
               file=sys.stderr)
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(sum(s["seconds"] for s in sol.stages))
+    timing["solver_message"] = " ".join(str(sel.message).split())  # with its phase seconds
     for i, stage in enumerate(sol.stages):
         timing[f"stage_{i}_s"] = float(stage["seconds"])
     result = SelectResult(preset, config, chosen, baseline, goal.rho, np.arange(len(frame)), report, timing)

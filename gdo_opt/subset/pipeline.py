@@ -31,6 +31,7 @@ from gdo_opt.subset.report import (
     field_distributions,
     output_names,
     print_summary,
+    timeless_message,
 )
 
 
@@ -243,7 +244,7 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
             "gap": _r(selection.gap),
             "mip_gap": config.mip_gap,
             "seed": config.seed,
-            "message": " ".join(str(selection.message).split()),
+            "message": timeless_message(selection.message),
         },
         "selected": int(local.size),
         "constraints": clean_constraint_rows(problem.constraint_table(local)),
@@ -257,6 +258,7 @@ def select_subset(frame: pd.DataFrame, metrics: Metrics, preset: Preset, config:
     }
     timing["report_s"] = time.perf_counter() - t2
     timing["solver_seconds"] = float(selection.seconds)
+    timing["solver_message"] = " ".join(str(selection.message).split())  # with its phase seconds
     return SelectResult(preset, config, chosen, baseline, score.rho, eligible, report, timing)
 
 
@@ -304,7 +306,8 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
                 subsets["uni"] = result.baseline
             write_html(stage / "report.html", result.report, result.rho, subsets, metrics.values)
             result.timing["html_s"] = time.perf_counter() - t1
-        write_json(stage / "timings.json", {k: round(v, 4) for k, v in sorted(result.timing.items())})
+        write_json(stage / "timings.json", {k: round(v, 4) if isinstance(v, float) else v
+                                            for k, v in sorted(result.timing.items())})
     if console is not False:
         print_summary(result.report, console)
     return out

@@ -7,12 +7,22 @@ inputs and seed give the same bytes. report.html is ``report_html``.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 
 FIELDS = ("bucket", "source_group", "duration_bucket", "temporal_category", "question_form",
           "q_len_bucket", "a_len_bucket")
+
+
+_SECONDS = re.compile(r"\b\d+\.\d+ ?s\b")  # how the solvers quote phase times ("in 0.22s")
+
+
+def timeless_message(message) -> str:
+    """The solver's message for report.json: one line, phase seconds replaced by "…" (they differ
+    between two runs of the same inputs; the full message goes to timings.json)."""
+    return _SECONDS.sub("…", " ".join(str(message).split()))
 
 
 def _num(x) -> float | None:

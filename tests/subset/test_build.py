@@ -202,3 +202,14 @@ def test_cli_progress_lines_on_request(pool, tmp_path, capsys):
     assert any("diverse" in line and "done" in line and "gap" in line for line in lines), lines
     assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
     assert "done" not in capsys.readouterr().err
+
+
+def test_report_message_quotes_no_seconds():
+    """report.json is the same bytes for the same inputs: the solver's phase times go to timings.json."""
+    from gdo_opt.subset.report import timeless_message
+
+    msg = ("auto: core + pricing (nnz 900612 > 250000); pricing: round 0: core 101645, LP -6696640.4, "
+           "+10164 columns, 3.17s; greedy 2132.23892 in 0.22s; no time for the LP (0.5 s left); gap 1.28e-15")
+    assert timeless_message(msg) == (
+        "auto: core + pricing (nnz 900612 > 250000); pricing: round 0: core 101645, LP -6696640.4, "
+        "+10164 columns, …; greedy 2132.23892 in …; no time for the LP (… left); gap 1.28e-15")
