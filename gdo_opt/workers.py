@@ -69,9 +69,13 @@ def default_method() -> str:
 def frozen_heap():
     """While forked workers run: the parent's Python objects move to the collector's permanent
     generation, so a collection in a worker does not write to (and so copy) every page of the
-    parent's heap it inherited. Undone on exit."""
+    parent's heap it inherited; the free pages of glibc's heap go back first, so the workers do not
+    inherit them either. Undone on exit."""
     import gc
 
+    from gdo_opt.memory import trim_heap
+
+    trim_heap()
     gc.freeze()
     try:
         yield
@@ -90,3 +94,25 @@ def process_pool(workers: int, method: str | None = None, initializer=None, init
     context = mp.get_context(method or default_method())
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=tie_to_parent,
                                initargs=(os.getpid(), initializer, initargs, roomy_malloc))
+
+
+def spill_table(table, path: str) -> str:
+    """A worker's result table written as an Arrow IPC file for the parent (no pickling of large
+    tables through the pool's pipe); returns ``path``."""
+    import pyarrow as pa
+
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+def load_spill(path: str, unlink: bool = True):
+    """The table of ``spill_table``, memory-mapped (zero copy); the file is unlinked at once, the
+    mapping stays valid."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.memory_map(path)).read_all()
+    if unlink:
+        os.unlink(path)
+    return table
+

@@ -104,7 +104,7 @@ def load_inputs(args: argparse.Namespace, presets: list | None = None):
     or media in memory; only the columns the paper goals read when every one of ``presets`` is a
     paper goal)."""
     from gdo_opt.goal.metrics import load_metrics, no_metrics
-    from gdo_opt.memory import return_freed_memory
+    from gdo_opt.memory import return_freed_memory, trim_heap
 
     return_freed_memory()
 
@@ -133,6 +133,7 @@ def load_inputs(args: argparse.Namespace, presets: list | None = None):
     non_finite = getattr(args, "non_finite", "missing")
     metrics = (load_metrics(args.metrics, frame["qa_uid"], non_finite, prefetched) if args.metrics
                else no_metrics(len(frame)))
+    trim_heap()  # the parse and ingest temporaries' holes go back before the goal is built
     return frame, metrics
 
 

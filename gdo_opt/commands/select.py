@@ -20,14 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gdo_opt.commands._common import load_inputs, require_goal, select_config
     from gdo_opt.goal.preset import load_preset
-    from gdo_opt.memory import trim_heap
     from gdo_opt.subset.pipeline import select_subset, write_outputs
 
     preset = load_preset(require_goal(args.preset))  # validate the preset before reading a large pool
     config = select_config(args)
     frame, metrics = load_inputs(args, [preset])
-    trim_heap()
     result = select_subset(frame, metrics, preset, config)
-    trim_heap()  # before the export forks its workers
     write_outputs(result, frame, metrics, args.out)
     return 0

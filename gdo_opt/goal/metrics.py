@@ -103,11 +103,10 @@ PREFETCH_FROM = 16 << 20  # bytes of metrics JSONL from which parsing in a worke
 
 def _parse_to_spill(path: str, spill: str) -> str:
     """Worker side of ``MetricsPrefetch``: parse, then hand the table over as an Arrow IPC file."""
-    import pyarrow as pa
+    from gdo_opt.workers import spill_table
 
     table, kind = read_metrics_file(Path(path))
-    with pa.OSFile(spill, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    spill_table(table, spill)
     return kind
 
 
@@ -140,11 +139,10 @@ class MetricsPrefetch:
         if self._future is None:
             return read_metrics_file(self.path)
         try:
-            import pyarrow as pa
+            from gdo_opt.workers import load_spill
 
             kind = self._future.result()
-            table = pa.ipc.open_file(pa.memory_map(f"{self._dir}/metrics.arrow")).read_all()
-            return table, kind
+            return load_spill(f"{self._dir}/metrics.arrow"), kind
         finally:
             self.close()
 

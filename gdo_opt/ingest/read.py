@@ -370,47 +370,18 @@ def parse_jsonl_block(buf: bytes, first_line: int, file: str, use_threads: bool 
 
 
 def iter_jsonl_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
-    """Yield (bytes of whole lines, 1-based number of their first line); streams the file.
-
-    A block is cut at its last newline and the file position moved back to the start of the
-    partial line, so no block is copied to join it with the previous one's tail (a line longer than
-    a block is read on to its end)."""
-    block_bytes = block_bytes or BLOCK_BYTES
-    line = 1
-    with open(path, "rb") as handle:
-        seekable = handle.seekable()
-        rest = b""
-        while True:
-            chunk = handle.read(block_bytes)
-            if rest:
-                chunk, rest = rest + chunk, b""
-            if not chunk:
-                return
-            cut = chunk.rfind(b"\n")
-            while cut < 0:  # no newline yet: one long line (or the file's unterminated last one)
-                more = handle.read(block_bytes)
-                if not more:
-                    if chunk.strip():
-                        yield chunk, line
-                    return
-                head = more.rfind(b"\n")
-                cut = -1 if head < 0 else len(chunk) + head
-                chunk += more
-            if cut + 1 < len(chunk):
-                if seekable:
-                    handle.seek(cut + 1 - len(chunk), 1)
-                else:
-                    rest = chunk[cut + 1:]
-                chunk = chunk[: cut + 1]
-            yield chunk, line
-            line += chunk.count(b"\n")
+    """Yield (bytes of whole lines, 1-based number of their first line); streams the file (the
+    blocks of ``iter_jsonl_views``, each copied out of the reused buffer once)."""
+    for view, line, _ in iter_jsonl_views(path, block_bytes):
+        yield bytes(view), line
 
 
 def iter_jsonl_views(path: Path, block_bytes: int | None = None) -> Iterator[tuple[memoryview, int, int]]:
-    """Like ``iter_jsonl_blocks``, without allocating: (view of whole lines, number of their first
-    line, byte offset) read into one reused buffer, so **a view is valid only until the next item**.
-    For the parent's scans (block boundaries for the workers, picking exported lines): with glibc's
-    mmap threshold at 1 MB (``gdo_opt.memory``) every fresh 2 MB block would be a new zeroed mapping."""
+    """(view of whole lines, 1-based number of their first line, byte offset), read into one reused
+    buffer, so **a view is valid only until the next item**: the parent's scans (block boundaries
+    for the workers, picking exported lines) allocate nothing per block; with glibc's mmap threshold
+    at 1 MB (``gdo_opt.memory``) every fresh 2 MB block would be a new zeroed mapping. A block is cut
+    at its last newline and the next read starts after it; a line longer than the buffer grows it."""
     block_bytes = block_bytes or BLOCK_BYTES
     buf = bytearray(block_bytes)
     line, offset = 1, 0

@@ -20,6 +20,7 @@ from gdo_opt.ingest import read as pool_read
 from gdo_opt.ingest.block import process_block
 from gdo_opt.ingest.read import SkipLog, iter_jsonl_blocks, iter_jsonl_views, parse_jsonl_block
 from gdo_opt.ingest.schema import IngestOptions
+from gdo_opt.workers import load_spill, process_pool, spill_table
 
 
 def _check_file(path: str | os.PathLike) -> Path:
@@ -58,9 +59,7 @@ def _jsonl_job(buf: bytes | tuple[str, int, int], first_line: int, kind: str, fi
         table = lean_table(table)
     if spill is None:
         return table, block.skips, len(buf)
-    with pa.OSFile(spill, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    return spill, block.skips, len(buf)
+    return spill_table(table, spill), block.skips, len(buf)
 
 
 LEAN_DROPPED = ("media", "question", "answer")
@@ -97,9 +96,7 @@ def _blocks(path: Path, file: str, kind: str, opts: IngestOptions, pool: Process
 
     def result():
         spill, block_skips, n_bytes = pending.popleft().result()
-        table = pa.ipc.open_file(pa.memory_map(spill)).read_all()
-        os.unlink(spill)  # the mapping stays valid
-        return table, block_skips, n_bytes
+        return load_spill(spill), block_skips, n_bytes
 
     for k, (view, first_line, offset) in enumerate(iter_jsonl_views(path)):  # workers read the bytes
         spill = os.path.join(spill_dir, f"{k}.arrow")
@@ -155,8 +152,6 @@ def build_table(
         # processes, not threads: parts of the block pipeline hold the GIL. fork where available
         # (fast start, inherits imports); workers spill results to Arrow IPC files we memory-map.
         method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform == "linux" else "spawn"
-        from gdo_opt.workers import process_pool
-
         pool = process_pool(workers, method, roomy_malloc=True)  # workers die with us, even on kill -9
         spill_dir = tempfile.mkdtemp(prefix="gdo-ingest-")
     try:

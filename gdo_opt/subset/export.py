@@ -40,7 +40,6 @@ def _json_quoted(values) -> pa.Array:
     """Each string as ``json.dumps(str(v), ensure_ascii=False)`` writes it, with Arrow kernels (the
     five common escapes as substring replacements; rows with another control character, and
     columns with missing values, through Python's encoder)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
@@ -80,15 +79,10 @@ def _json_numbers(values: np.ndarray) -> np.ndarray:
     return out
 
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json's encoder escapes with ensure_ascii=False
-
-
 def _media_json(media) -> tuple[pa.Array, np.ndarray]:
     """(JSON list text, path count) per row, as ``json.dumps(paths, ensure_ascii=False,
     separators=(",", ":"))`` writes them, built with Arrow kernels: at 1M pairs the exports hold
-    millions of frame paths, and only paths with a quote, backslash or control character (rare)
-    go through Python's encoder."""
-    import pyarrow as pa
+    millions of frame paths (quoted by ``_json_quoted``)."""
     import pyarrow.compute as pc
 
     if isinstance(getattr(media, "dtype", None), pd.ArrowDtype):
@@ -99,17 +93,22 @@ def _media_json(media) -> tuple[pa.Array, np.ndarray]:
         arr = arr.combine_chunks()
     arr = pc.fill_null(arr, pa.scalar([], arr.type))
     counts = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.cast(pc.list_flatten(arr), pa.string())
-    quoted = pc.binary_join_element_wise('"', flat, '"', "")
-    odd = pc.match_substring_regex(flat, _NEEDS_ESCAPE)
-    if pc.any(odd).as_py():
-        dumps = json.JSONEncoder(ensure_ascii=False).encode
-        fixed = pa.array([dumps(v) for v in flat.filter(odd).to_pylist()], pa.string())
-        quoted = pc.replace_with_mask(quoted, odd, fixed)
+    quoted = _json_quoted(pc.cast(pc.list_flatten(arr), pa.string()))
     offsets = np.concatenate(([0], np.cumsum(counts)))
     lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), quoted)
     text = pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
     return text, counts
+
+
+def _text(series: pd.Series) -> pa.Array:
+    """A text column as an Arrow string array, ``str(v)`` of each value as the per-row path printed
+    it (Arrow buffers as they are when nothing is missing)."""
+    import pyarrow.compute as pc
+
+    if isinstance(series.dtype, pd.ArrowDtype) and not series.isna().any():
+        arr = pa.array(series.array)
+        return pc.cast(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr, pa.string())
+    return pa.array(series.astype(str).to_numpy(dtype=object), pa.string())
 
 
 def _repeated(tag: str, times: np.ndarray) -> np.ndarray:
@@ -126,8 +125,8 @@ def sft_lines(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nd
 
 def sft_encoded(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
                 frames_as: str = "images", stratum: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
-    """``encode_lines(sft_lines(...))`` without a Python string per row: the lines are one Arrow
-    string array, whose data buffer already is the bytes of every ``line + "\\n"``."""
+    """(bytes of every ``line + "\\n"``, each one's size) for the rows of ``frame``, without a Python
+    string per row: the lines are one Arrow string array, whose data buffer already is those bytes."""
     import pyarrow.compute as pc
 
     text = pc.binary_join_element_wise(sft_text(frame, rho, descriptors, frames_as, stratum), "\n", "")
@@ -140,7 +139,6 @@ def sft_encoded(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.
 def sft_text(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.ndarray],
              frames_as: str = "images", stratum: np.ndarray | None = None) -> pa.Array:
     """The lines of ``sft_lines`` as one Arrow string array, assembled column-wise by Arrow kernels."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if frames_as not in FRAMES_AS:
@@ -160,17 +158,8 @@ def sft_text(frame: pd.DataFrame, rho: np.ndarray, descriptors: dict[str, np.nda
     tags = np.where(as_video, _repeated("<video>", n_video_tags), _repeated("<image>", counts))
     if frames_as == "images":  # the published builder's user turn: "<image>" x n, newline, question
         tags = np.where(counts > 0, tags + "\n", tags)
-    question = frame["question"]
-    question = (pa.array(question.array) if isinstance(question.dtype, pd.ArrowDtype)
-                else pa.array(question.astype(str).to_numpy(dtype=object), pa.string()))
-    if isinstance(question, pa.ChunkedArray):
-        question = question.combine_chunks()
-    if question.null_count:  # str(None), as the per-row path printed it
-        question = pa.array(frame["question"].astype(str).to_numpy(dtype=object), pa.string())
-    user = _json_quoted(pc.binary_join_element_wise(pa.array(tags, pa.string()), pc.cast(question, pa.string()), ""))
-    answer = frame["answer"]
-    assistant = _json_quoted(answer if isinstance(answer.dtype, pd.ArrowDtype) and not answer.isna().any()
-                             else answer.astype(str).to_numpy())
+    user = _json_quoted(pc.binary_join_element_wise(pa.array(tags, pa.string()), _text(frame["question"]), ""))
+    assistant = _json_quoted(_text(frame["answer"]))
     frames_video = (kind == "frames") & as_video
     media_json = pc.if_else(pa.array(frames_video), pc.binary_join_element_wise("[", media_json, "]", ""), media_json)
     media_key = pa.array(np.where(as_video, '"videos":', '"images":'), pa.string())
@@ -190,12 +179,6 @@ def write_sft(path: str | Path, frame: pd.DataFrame, indices: np.ndarray, rho: n
               descriptors: dict[str, np.ndarray], frames_as: str = "images") -> int:
     """Write the rows ``indices`` of ``frame`` atomically, sorted by qa_uid; returns the row count."""
     return write_sft_sets({path: indices}, frame, rho, descriptors, frames_as)[Path(path)]
-
-
-def encode_lines(lines: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """One bytes block of ``line + "\\n"`` per line, and each line's size in bytes."""
-    data = [(line + "\n").encode("utf-8") for line in lines.tolist()]
-    return b"".join(data), np.fromiter((len(b) for b in data), dtype=np.int64, count=len(data))
 
 
 EXPORT_COLUMNS = ("qa_uid", "video_uid", "question", "answer", "media", "media_kind", "source", "stratum")

@@ -236,8 +236,8 @@ def test_descending_matches_lexsort_with_ties():
     assert (descending(unique, third) == np.lexsort((-third, -unique))).all()
 
 
-def test_rank_within_groups_matches_lexsort():
-    from gdo_opt.selection.families.group import _rank_within_groups
+def testrank_within_groups_matches_lexsort():
+    from gdo_opt.selection.families.group import rank_within_groups
 
     rng = np.random.default_rng(4)
     codes = rng.integers(0, 50, 3000)
@@ -248,7 +248,7 @@ def test_rank_within_groups_matches_lexsort():
     first = np.maximum.accumulate(np.where(start, np.arange(sc.size), 0))
     expected = np.empty(sc.size, dtype=np.int64)
     expected[order] = np.arange(sc.size) - first
-    assert (_rank_within_groups(codes, rank) == expected).all()
+    assert (rank_within_groups(codes, rank) == expected).all()
 
 
 def test_fresh_run_equals_a_new_one():

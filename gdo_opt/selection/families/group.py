@@ -88,7 +88,7 @@ class GroupFamily(Family):
             return None
         need = np.where(self.lo > 0, np.ceil(ctx.floor_factor * self.lo) + ctx.floor_extra, 0)
         idx = np.flatnonzero(self.codes >= 0)
-        within = _rank_within_groups(self.codes[idx], ctx.rank[idx])
+        within = rank_within_groups(self.codes[idx], ctx.rank[idx])
         return idx[within < need[self.codes[idx]]]
 
     def upper_part(self, cols: np.ndarray):
@@ -123,7 +123,7 @@ def _finite_max(values: np.ndarray) -> float:
     return float(finite.max()) if finite.size else math.inf
 
 
-def _rank_within_groups(codes: np.ndarray, rank: np.ndarray) -> np.ndarray:
+def rank_within_groups(codes: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """0-based position of each item inside its group when ordered by ``rank``."""
     span = int(rank.max()) + 1 if rank.size else 1
     if rank.size and rank.dtype.kind in "iu" and rank.min() >= 0 and int(codes.max()) < np.iinfo(np.int64).max // (2 * span):
