@@ -108,3 +108,28 @@ def test_select_reports_a_bad_pool_before_a_bad_metrics_file(tmp_path, monkeypat
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code != 0 and str(pool) in err and str(metrics) not in err
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the worker needs fork")
+@pytest.mark.parametrize("bad", [None, "text"])
+def test_prefetch_streams_blocks_and_falls_back_like_the_serial_read(tmp_path, monkeypatch, bad):
+    """Many small blocks streamed to the spill; an unparseable value late in the file (after blocks
+    were already written) falls back to the inferred read, whose error names the key."""
+    path = tmp_path / "m.jsonl"
+    rows = _rows(400)
+    if bad:
+        rows[390]["vds"] = "high"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)
+    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(gm, "METRICS_BLOCK", 2048)
+    if bad:
+        with pytest.raises(GdoError, match="vds") as serial:
+            gm.load_metrics(path, uids)
+        with pytest.raises(GdoError) as prefetched:
+            gm.load_metrics(path, uids, prefetched=gm.MetricsPrefetch(path))
+        assert str(prefetched.value) == str(serial.value)
+        return
+    got = gm.load_metrics(path, uids, prefetched=gm.MetricsPrefetch(path))
+    _same(got, gm.load_metrics(path, uids))
+    _same(got, _inferred(path, uids))
