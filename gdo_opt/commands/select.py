@@ -20,11 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gdo_opt.commands._common import load_inputs, require_goal, select_config
     from gdo_opt.goal.preset import load_preset
-    from gdo_opt.subset.pipeline import select_subset, write_outputs
+    from gdo_opt.subset.pipeline import exported_only, select_subset, write_outputs
 
     preset = load_preset(require_goal(args.preset))  # validate the preset before reading a large pool
     config = select_config(args)
     frame, metrics = load_inputs(args, [preset])
     result = select_subset(frame, metrics, preset, config)
+    result, frame, metrics = exported_only(result, frame, metrics)  # the rest of the pool goes before the export
     write_outputs(result, frame, metrics, args.out)
     return 0

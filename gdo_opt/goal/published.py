@@ -101,6 +101,16 @@ def _first_codes(values) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
+def small_codes(codes: np.ndarray, n_labels: int) -> np.ndarray:
+    """Codes in the narrowest signed integer type that holds ``n_labels`` (and -1): a field with a
+    handful of labels takes 1 byte per row instead of 8 (the pool keeps seven such fields and their
+    first-appearance renumbering: ~20 MB at 200k rows as int64)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_labels <= np.iinfo(dtype).max:
+            return codes.astype(dtype, copy=False)
+    return codes.astype(np.int64, copy=False)
+
+
 _WORD_BYTE = np.zeros(256, dtype=bool)  # WORD_RE on lower-cased text: ASCII letters, digits, "_"
 _WORD_BYTE[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] = True
 _LOWER = np.arange(256, dtype=np.uint64)
@@ -219,7 +229,7 @@ class PublishedPool:
         if key not in self._cache:
             codes, labels = self.coded[name]
             first, seen = pd.factorize(codes, sort=False)
-            self._cache[key] = (first.astype(np.int64), np.asarray(labels, dtype=object)[seen])
+            self._cache[key] = (small_codes(first, len(seen)), np.asarray(labels, dtype=object)[seen])
         return self._cache[key]
 
     def profile(self) -> dict[str, dict[str, float]]:
@@ -323,18 +333,18 @@ def published_pool(frame: pd.DataFrame, target_frames: int = 32) -> PublishedPoo
     # each field as (codes, labels); object columns are a take of the labels, no per-row strings
     dur = np.where(video, np.searchsorted(np.asarray(D_EDGES), n_frames, side="left"), 0)
     coded = {
-        "bucket": (video.astype(np.int64), np.array([IMAGE, VIDEO], dtype=object)),
-        "duration_bucket": (dur.astype(np.int64), np.asarray(D_LABELS, dtype=object)),
-        "temporal_category": (np.where(video, np.where(temporal, 1, 2), 0).astype(np.int64),
+        "bucket": (video.astype(np.int8), np.array([IMAGE, VIDEO], dtype=object)),
+        "duration_bucket": (dur.astype(np.int8), np.asarray(D_LABELS, dtype=object)),
+        "temporal_category": (np.where(video, np.where(temporal, 1, 2), 0).astype(np.int8),
                               np.array(["Static", "Temporal", "Mixed"], dtype=object)),
-        "question_form": (mcq.astype(np.int64), np.array(["Open", "MCQ"], dtype=object)),
-        "q_len_bucket": (np.searchsorted(np.asarray(Q_EDGES), q_tokens, side="left").astype(np.int64),
+        "question_form": (mcq.astype(np.int8), np.array(["Open", "MCQ"], dtype=object)),
+        "q_len_bucket": (np.searchsorted(np.asarray(Q_EDGES), q_tokens, side="left").astype(np.int8),
                          np.asarray(Q_LABELS, dtype=object)),
-        "a_len_bucket": (np.searchsorted(np.asarray(A_EDGES), a_tokens, side="left").astype(np.int64),
+        "a_len_bucket": (np.searchsorted(np.asarray(A_EDGES), a_tokens, side="left").astype(np.int8),
                          np.asarray(A_LABELS, dtype=object)),
     }
     g_codes, g_labels = pd.factorize(groups)
-    coded["source_group"] = (g_codes.astype(np.int64), np.asarray(g_labels, dtype=object))
+    coded["source_group"] = (small_codes(g_codes, len(g_labels)), np.asarray(g_labels, dtype=object))
     combined = np.zeros(len(video), dtype=np.int64)
     for name in FIELDS:
         combined = combined * len(coded[name][1]) + coded[name][0]
@@ -447,29 +457,11 @@ class ScoreSwitches:
 
 
 def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitches = ScoreSwitches()) -> dict:
-    """``candidate_score`` for every row: returns ρ ("score") and its parts (base, vds3, quality)."""
-    qn = np.maximum(1, pool.q_tokens).astype(np.float64)
-    an = np.maximum(1, pool.a_tokens).astype(np.float64)
-    repeat = np.maximum(0.0, 0.55 - pool.a_distinct / an)
-    qlty = -np.abs(np.log(qn) - math.log(14.0)) + 1.25 * -np.abs(np.log(an) - math.log(16.0)) - 1.2 * repeat
-    x = np.maximum(1.0, pool.q_tokens + 0.5 * pool.a_tokens)
-    zz = np.abs(np.log(x) - math.log(22.0))
-    diff = np.exp(-zz * zz / (2.0 * 0.85 * 0.85))
-    prof = pool.profile()
-    logs = []
-    for name in FIELDS[1:]:
-        codes, uniques = pool.first_codes(name)
-        p = np.array([max(prof[name].get(str(u), 1e-9), 1e-9) for u in uniques])
-        logs.append(np.log(p)[codes])
-    align = sum(logs) / len(logs)
-    codes = pool.source_code
-    counts = np.bincount(codes, minlength=int(codes.max(initial=-1)) + 1)
-    spr = np.log((pool.n + 1.0) / (counts[codes] + 1.0))
-    ppl = 0.0 if sw.disable_ppl else qlty
-    t_codes, t_labels = pool.coded["temporal_category"]
-    tb = np.where((np.asarray(t_labels, dtype=object) == "Temporal")[t_codes], 1.0, 0.2)
-    base = np.where(pool.video, 1.0 * ppl + 0.85 * diff + 0.9 * align + 0.55 * tb + 0.15 * spr,
-                    1.1 * ppl + 0.85 * diff + 0.9 * align + 0.15 * spr)
+    """``candidate_score`` for every row: returns ρ ("score") and its parts (base, vds3, quality).
+
+    The same expressions as the builder, one term at a time: each term's temporaries are gone
+    before the next is computed (all of them alive at once were ~50 MB at 200k rows)."""
+    base = _base_score(pool, sw)
     cap = sw.zscore_cap
     if legacy is not None:
         vds3, quality = vds3_and_quality(legacy.aligned, pool.n, legacy.stats, cap)
@@ -479,15 +471,60 @@ def published_score(pool: PublishedPool, legacy: Legacy | None, sw: ScoreSwitche
         vds3, quality, present = np.zeros(pool.n), np.zeros(pool.n), np.zeros(pool.n, dtype=bool)
     denom = max(cap, 1e-6)
     clip = (lambda v: np.clip(v, -cap, cap)) if cap > 0 else (lambda v: v)
-    base_norm, vn, qn_ = np.tanh(base / 3.0), clip(vds3) / denom, clip(quality) / denom
+    base_norm, qn_ = np.tanh(base / 3.0), clip(quality) / denom
+    vn = 0.0 if sw.disable_vds else clip(vds3) / denom
     video_score = sw.video_base_weight * base_norm + np.where(
         present, (0.0 if sw.disable_vds else sw.vds3_weight * vn) + (0.0 if sw.disable_sc else
                                                                      sw.video_quality_weight * qn_),
         -max(0.0, sw.missing_penalty))
+    del vn
     image_score = sw.image_base_weight * base_norm + np.where(
         present & (not sw.disable_sc), sw.image_quality_weight * qn_, 0.0)
+    del base_norm, qn_
     score = np.where(pool.video, video_score, image_score)
     return {"score": score, "base": base, "vds3": vds3, "quality": quality, "present": present}
+
+
+def _base_score(pool: PublishedPool, sw: ScoreSwitches) -> np.ndarray:
+    """The builder's text-only part of the score (QA naturalness, length fit, strata alignment,
+    source rarity, temporal bonus), separately for video and image rows."""
+    ppl = 0.0 if sw.disable_ppl else _naturalness(pool)
+    diff = _length_fit(pool)
+    align = _alignment(pool)
+    codes = pool.source_code
+    counts = np.bincount(codes, minlength=int(codes.max(initial=-1)) + 1)
+    spr = np.log((pool.n + 1.0) / (counts[codes] + 1.0))
+    t_codes, t_labels = pool.coded["temporal_category"]
+    tb = np.where((np.asarray(t_labels, dtype=object) == "Temporal")[t_codes], 1.0, 0.2)
+    return np.where(pool.video, 1.0 * ppl + 0.85 * diff + 0.9 * align + 0.55 * tb + 0.15 * spr,
+                    1.1 * ppl + 0.85 * diff + 0.9 * align + 0.15 * spr)
+
+
+def _naturalness(pool: PublishedPool) -> np.ndarray:
+    """QA naturalness (the PPL-like term): question and answer lengths near 14 / 16 tokens, few repeats."""
+    qn = np.maximum(1, pool.q_tokens).astype(np.float64)
+    an = np.maximum(1, pool.a_tokens).astype(np.float64)
+    repeat = np.maximum(0.0, 0.55 - pool.a_distinct / an)
+    return -np.abs(np.log(qn) - math.log(14.0)) + 1.25 * -np.abs(np.log(an) - math.log(16.0)) - 1.2 * repeat
+
+
+def _length_fit(pool: PublishedPool) -> np.ndarray:
+    """Difficulty fit: a Gaussian in log length around 22 tokens."""
+    x = np.maximum(1.0, pool.q_tokens + 0.5 * pool.a_tokens)
+    zz = np.abs(np.log(x) - math.log(22.0))
+    return np.exp(-zz * zz / (2.0 * 0.85 * 0.85))
+
+
+def _alignment(pool: PublishedPool) -> np.ndarray:
+    """Mean log share of the row's value in the six non-bucket fields (the builder's profile match);
+    summed one field at a time in the builder's order."""
+    prof = pool.profile()
+    total = 0
+    for name in FIELDS[1:]:
+        codes, uniques = pool.first_codes(name)
+        p = np.array([max(prof[name].get(str(u), 1e-9), 1e-9) for u in uniques])
+        total = total + np.log(p)[codes]
+    return total / len(FIELDS[1:])
 
 
 # ------------------------------------------------------------------------------------------ K

@@ -313,6 +313,32 @@ def write_outputs(result: SelectResult, frame: pd.DataFrame, metrics: Metrics, o
     return out
 
 
+def exported_only(result: SelectResult, frame: pd.DataFrame, metrics: Metrics
+                  ) -> tuple[SelectResult, pd.DataFrame, Metrics]:
+    """``result``, ``frame`` and ``metrics`` cut down to the rows ``write_outputs`` exports (the 1x
+    subset and the baseline), for a caller that needs nothing else of the pool afterwards.
+
+    Why: the export forks workers, and everything the parent still holds then counts once more in
+    the pages the workers copy; at 200k pairs the pool, its metrics and the mapped ingest blocks are
+    ~50 MB that only the exported rows' values are needed of. The outputs are the same bytes (a
+    line holds no pool row number). Not for ``report.html``, which plots the whole pool: with
+    ``html`` on, the inputs come back unchanged."""
+    from dataclasses import replace
+
+    if result.config.html:
+        return result, frame, metrics
+    parts = [result.indices] + ([] if result.baseline is None else [result.baseline])
+    union = np.unique(np.concatenate(parts))
+    small = frame.iloc[union].reset_index(drop=True)
+    small.attrs = dict(frame.attrs)  # a lean ingest's source files (the export re-reads them)
+    kept = replace(metrics, values={k: v[union] for k, v in metrics.values.items()}, file_columns={},
+                   position=None)
+    local = {"indices": np.searchsorted(union, result.indices), "rho": result.rho[union],
+             "eligible": np.arange(union.size), "stratum": None if result.stratum is None else result.stratum[union],
+             "baseline": None if result.baseline is None else np.searchsorted(union, result.baseline)}
+    return replace(result, **local), small, kept
+
+
 def _select_output(name: str) -> bool:
     """Files `select` writes (anything else in --out is the user's and is left alone)."""
     return name in ("gdo_1x.jsonl", "gdo_1x.parquet", "report.json", "report.html", "timings.json") or (
