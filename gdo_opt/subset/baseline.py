@@ -50,7 +50,7 @@ def published_uniform(pool, size: int, cap: int, seed: int, oversample: float = 
     n = pool.n
     key = f"{int(seed) % 10**16:016d}"
     uids = pool.qa_uid if isinstance(pool.qa_uid, pa.Array) else pa.array(np.asarray(pool.qa_uid, dtype=object))
-    step = 1 << 16  # Python strings for one slice at a time
+    step = 1 << 14  # Python strings (and the hasher's bytes copies) for one slice at a time: ~3 MB
     hashed = [pd.util.hash_array(uids.slice(a, step).to_numpy(zero_copy_only=False), hash_key=key)
               for a in range(0, n, step)]
     order = np.lexsort((np.arange(n), np.concatenate(hashed) if hashed else np.zeros(0, np.uint64)))

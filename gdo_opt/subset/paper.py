@@ -107,7 +107,7 @@ def build_paper_goal(frame, metrics, preset, config, GoalProblem):  # noqa: N803
                                                      if params.quota_mode == "penalty" else "")),
         ("candidates", f"{rows.size} of {pool.n} rows" + (" (oversample caps)" if params.oversample_caps else "")),
     )]
-    goal = GoalProblem(problem, rows, score, None, k, budget, Notes(notes), frame.iloc[rows].reset_index(drop=True))
+    goal = GoalProblem(problem, rows, score, None, k, budget, Notes(notes), None)
     goal.elastic, goal.paper = ep, {"pool": pool, "set": ps, "params": params, "legacy": legacy}
     return goal
 
@@ -164,6 +164,9 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
     t1 = time.perf_counter()
     sol = solve_paper(pool, goal.rho, ps, params, solve, config.on_infeasible)
     timing["solve_s"] = time.perf_counter() - t1
+    from gdo_opt.memory import trim_heap
+
+    trim_heap()  # the solver's freed model and work arrays go back (~15 MB at 200k rows)
     sel = sol.selection
     if not sel.has_selection:
         raise GdoError(

@@ -112,7 +112,8 @@ class GoalProblem:
     k: int
     budget_info: dict
     derived: object  # constraint derivation notes
-    pool: pd.DataFrame  # the eligible rows of the candidate table (the table itself when all are)
+    pool: pd.DataFrame | None  # the eligible rows of the candidate table (the table itself when all are);
+    # None for paper goals (their rows are frame.iloc[eligible]: not copied, nothing reads them)
     elastic: object = None  # paper goals: the ElasticProblem (unit slack columns after the real ones)
     paper: dict | None = None  # paper goals: published pool view, derived set, parameters
 
