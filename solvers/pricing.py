@@ -259,6 +259,12 @@ class CoreLP:
             out["x"] = x[self.n_art:]
         return out
 
+    def close(self) -> None:
+        """Free the LP's HiGHS model (see ``solvers.highs.release``)."""
+        from gdo_opt.solvers import highs as hs
+
+        hs.release(self.highs)
+
 
 def choose_method(nnz: int, method: str) -> tuple[str, bool]:
     """HiGHS LP method for the first core LP: simplex up to ``IPM_MIN_NNZ`` (it warm-starts every
@@ -287,7 +293,6 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
     well; there is no basis to warm-start from any more). ``on_round(dict)`` is called after every round (progress of long runs).
     """
     pricer = pricer or Pricer(problem)
-    form = pricer.form
     n = problem.n
     if deadline is not None and time.perf_counter() >= deadline - 0.05:
         return PricingResult("error", math.nan, math.nan, np.asarray(core, dtype=np.int64), None, None, [],
@@ -296,6 +301,17 @@ def price(problem, core: np.ndarray, pricer: Pricer | None = None, deadline: flo
     core = np.unique(np.asarray(core, dtype=np.int64))
     in_core[core] = True
     lp = CoreLP(pricer, threads=threads, big_m=big_m)
+    try:
+        return _price_loop(problem, pricer, lp, core, in_core, deadline, max_rounds, add_cap, tol, method, on_round,
+                           stall_s)
+    finally:
+        lp.close()
+
+
+def _price_loop(problem, pricer, lp, core, in_core, deadline, max_rounds, add_cap, tol, method, on_round,
+                stall_s) -> PricingResult:
+    form = pricer.form
+    n = problem.n
     lp.add(core)
     iterations: list[dict] = []
     best = (math.inf, None, None, None)  # (bound, d, x on lp.cols, cols)

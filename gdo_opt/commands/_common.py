@@ -99,10 +99,30 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
                              "incumbent, gap, elapsed); default: on when stderr is a terminal")
 
 
-def load_inputs(args: argparse.Namespace, presets: list | None = None):
+def start_metrics_prefetch(args: argparse.Namespace):
+    """The metrics file parsed in a worker from now on, when the pool is ingested on the fly (None
+    otherwise). ``select`` calls this before it imports pandas and the goal machinery (~0.4 s on
+    one core): the worker, forked from a still-small process, parses on the core that leaves idle."""
+    if not args.metrics or args.candidates or not (args.onevision or args.video):
+        return None
+    from gdo_opt.goal.metrics_read import MetricsPrefetch
+
+    return MetricsPrefetch(args.metrics)
+
+
+def load_inputs(args: argparse.Namespace, presets: list | None = None, prefetched=None):
     """The candidate table and aligned metrics, from --candidates or on-the-fly ingest (lean: no text
     or media in memory; only the columns the paper goals read when every one of ``presets`` is a
-    paper goal)."""
+    paper goal). ``prefetched``: ``start_metrics_prefetch``'s worker, when the caller started it."""
+    try:
+        return _load_inputs(args, presets, prefetched)
+    except BaseException:
+        if prefetched is not None:
+            prefetched.close()
+        raise
+
+
+def _load_inputs(args: argparse.Namespace, presets: list | None, prefetched):
     from gdo_opt.goal.metrics import load_metrics, no_metrics
     from gdo_opt.memory import return_freed_memory, trim_heap
 
@@ -110,24 +130,18 @@ def load_inputs(args: argparse.Namespace, presets: list | None = None):
 
     if args.candidates and (args.onevision or args.video):
         raise GdoError("give either --candidates or --onevision/--video, not both")
-    prefetched = None
     if args.candidates:
         from gdo_opt.ingest.candidates import load_candidates
 
         frame = load_candidates(args.candidates)
     elif args.onevision or args.video:
-        from gdo_opt.goal.metrics import MetricsPrefetch
         from gdo_opt.ingest.pool import ingest
 
-        prefetched = MetricsPrefetch(args.metrics) if args.metrics else None  # parsed while we ingest
-        try:
-            lean = "paper" if presets and all(p.is_paper for p in presets) else True
-            frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean=lean
-                           ).to_pandas(arrow_backed=True)
-        except BaseException:
-            if prefetched is not None:
-                prefetched.close()
-            raise
+        if prefetched is None:
+            prefetched = start_metrics_prefetch(args)  # parsed while we ingest
+        lean = "paper" if presets and all(p.is_paper for p in presets) else True
+        frame = ingest(onevision=args.onevision, video=args.video, progress=False, lean=lean
+                       ).to_pandas(arrow_backed=True)
     else:
         raise GdoError("no pool: pass --candidates DIR/candidates.parquet or --onevision/--video FILE")
     non_finite = getattr(args, "non_finite", "missing")

@@ -18,13 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdo_opt.commands._common import load_inputs, require_goal, select_config
+    from gdo_opt.commands._common import require_goal, start_metrics_prefetch
     from gdo_opt.goal.preset import load_preset
-    from gdo_opt.subset.pipeline import exported_only, select_subset, write_outputs
 
     preset = load_preset(require_goal(args.preset))  # validate the preset before reading a large pool
-    config = select_config(args)
-    frame, metrics = load_inputs(args, [preset])
+    prefetched = start_metrics_prefetch(args)  # before the heavy imports below: see its docstring
+    try:
+        from gdo_opt.commands._common import load_inputs, select_config
+        from gdo_opt.subset.pipeline import exported_only, select_subset, write_outputs
+
+        config = select_config(args)
+    except BaseException:
+        if prefetched is not None:
+            prefetched.close()
+        raise
+    frame, metrics = load_inputs(args, [preset], prefetched)
     result = select_subset(frame, metrics, preset, config)
     result, frame, metrics = exported_only(result, frame, metrics)  # the rest of the pool goes before the export
     write_outputs(result, frame, metrics, args.out)

@@ -164,8 +164,11 @@ def select_paper(frame, metrics, preset, config, GoalProblem, SelectResult):  # 
     t1 = time.perf_counter()
     sol = solve_paper(pool, goal.rho, ps, params, solve, config.on_infeasible)
     timing["solve_s"] = time.perf_counter() - t1
+    import gc
+
     from gdo_opt.memory import trim_heap
 
+    gc.collect()  # highspy's solver objects are cyclic: freed by the collector only
     trim_heap()  # the solver's freed model and work arrays go back (~15 MB at 200k rows)
     sel = sol.selection
     if not sel.has_selection:

@@ -8,6 +8,7 @@ import pytest
 
 from gdo_opt.errors import GdoError
 from gdo_opt.goal import metrics as gm
+from gdo_opt.goal import metrics_read as mr
 
 
 def _rows(n):
@@ -26,12 +27,12 @@ def _rows(n):
 def _inferred(path, uids):
     import pyarrow.json as pj
 
-    original = gm._read_jsonl
+    original = mr._read_jsonl
     try:
-        gm._read_jsonl = lambda p: gm._slim(gm._lift_nested(pj.read_json(p)))
+        mr._read_jsonl = lambda p: mr._slim(mr._lift_nested(pj.read_json(p)))
         return gm.load_metrics(path, uids)
     finally:
-        gm._read_jsonl = original
+        mr._read_jsonl = original
 
 
 @pytest.mark.parametrize("block,chunk", [(1 << 24, 1 << 20), (2048, 1 << 20), (1 << 24, 4096)])
@@ -40,8 +41,8 @@ def test_fast_read_equals_the_inferred_read(tmp_path, monkeypatch, block, chunk)
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows(400)))
     uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)  # some without metrics
     ref = _inferred(path, uids)
-    monkeypatch.setattr(gm, "METRICS_BLOCK", block)
-    monkeypatch.setattr(gm, "PARSE_CHUNK", chunk)  # several parallel chunks per block
+    monkeypatch.setattr(mr, "METRICS_BLOCK", block)
+    monkeypatch.setattr(mr, "PARSE_CHUNK", chunk)  # several parallel chunks per block
     got = gm.load_metrics(path, uids)
     assert sorted(got.values) == sorted(ref.values) and "temporal_prob" in got.values
     for name in ref.values:
@@ -75,9 +76,9 @@ def test_prefetch_in_a_worker_reads_what_the_serial_read_reads(tmp_path, monkeyp
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows(400)))
     uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)
-    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
     pre = gm.MetricsPrefetch(path)
-    assert pre._future is not None  # really in a worker
+    assert pre._proc is not None  # really in another process
     _same(gm.load_metrics(path, uids, prefetched=pre), gm.load_metrics(path, uids))
     assert pre._dir is None  # its spill folder is gone
 
@@ -88,7 +89,7 @@ def test_prefetch_errors_surface_when_asked_with_the_serial_message(tmp_path, mo
     path.write_text('{"qa_uid": "a", "vds": 0.1}\n{"qa_uid": "b", "vds": [1, \n')
     with pytest.raises(GdoError) as serial:
         gm.load_metrics(path, np.array(["a"], dtype=object))
-    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
     pre = gm.MetricsPrefetch(path)  # the worker fails; nothing is raised yet
     with pytest.raises(GdoError) as prefetched:
         gm.load_metrics(path, np.array(["a"], dtype=object), prefetched=pre)
@@ -103,7 +104,7 @@ def test_select_reports_a_bad_pool_before_a_bad_metrics_file(tmp_path, monkeypat
     metrics.write_text('{"qa_uid": "a", "vds": [1,\n')
     pool = tmp_path / "ov.jsonl"
     pool.write_text("not json at all\n")
-    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
     code = main(["select", "--onevision", str(pool), "--metrics", str(metrics), "--preset", "minloss",
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -121,8 +122,8 @@ def test_prefetch_streams_blocks_and_falls_back_like_the_serial_read(tmp_path, m
         rows[390]["vds"] = "high"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)
-    monkeypatch.setattr(gm, "PREFETCH_FROM", 0)
-    monkeypatch.setattr(gm, "METRICS_BLOCK", 2048)
+    monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(mr, "METRICS_BLOCK", 2048)
     if bad:
         with pytest.raises(GdoError, match="vds") as serial:
             gm.load_metrics(path, uids)
@@ -133,3 +134,18 @@ def test_prefetch_streams_blocks_and_falls_back_like_the_serial_read(tmp_path, m
     got = gm.load_metrics(path, uids, prefetched=gm.MetricsPrefetch(path))
     _same(got, gm.load_metrics(path, uids))
     _same(got, _inferred(path, uids))
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the worker needs fork")
+def test_prefetch_process_that_dies_is_replaced_by_the_serial_read(tmp_path, monkeypatch):
+    """A prefetch process killed mid-parse (OOM killer, a signal) costs time, never the result."""
+    import os
+
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(200)))
+    uids = np.array([f"ov::r{i}::t0" for i in range(0, 200, 3)], dtype=object)
+    monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
+    monkeypatch.setattr(mr, "_parse_to_spill", lambda *_: os._exit(9))  # dies in the child only
+    pre = gm.MetricsPrefetch(path)
+    _same(gm.load_metrics(path, uids, prefetched=pre), gm.load_metrics(path, uids))
+    assert pre._proc is None and pre._dir is None

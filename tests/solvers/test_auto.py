@@ -41,11 +41,41 @@ def test_core_path_equals_highs(seed, n, preset):
     assert sel.info["path"] == "core" and "pricing" in sel.message
 
 
-def test_auto_takes_the_direct_path_on_small_models():
-    problem = make_instance(2_000, seed=5).problem
+@pytest.mark.parametrize("seed,preset", [(5, "notes"), (6, "temp_plus"), (7, "minloss"), (8, "diverse")])
+def test_auto_takes_the_direct_path_on_small_models(seed, preset):
+    """Small models: the LP relaxation first (kept only when integral, checked and within mip_gap
+    of its certified bound), else the MIP; either way the optimum HiGHS's MIP finds."""
+    problem = make_instance(2_000, seed=seed, preset=preset).problem
+    exact = problem.solve("highs", mip_gap=1e-9)
+    sel = problem.solve("auto", mip_gap=1e-9)
+    assert sel.info["path"] in ("direct-lp", "direct"), sel.message
+    assert sel.status == "optimal" and problem.check(sel.indices) == []
+    assert sel.objective == pytest.approx(exact.objective, rel=1e-9)
+    assert sel.bound >= exact.objective - 1e-6
+    mip = problem.solve("auto", lp_first=False)
+    assert mip.info["path"] == "direct" and "direct HiGHS" in mip.message
+
+
+def test_auto_lp_first_on_an_integral_lp_skips_the_mip():
+    """A cardinality problem with disjoint group caps has an integral LP: no MIP runs."""
+    rng = np.random.default_rng(3)
+    problem = SelectionProblem(rng.random(300), budget=40)
+    problem.add_cap(rng.integers(0, 30, 300), at_most=2)
     sel = problem.solve("auto")
-    assert sel.info["path"] == "direct" and "direct HiGHS" in sel.message
-    assert sel.status == "optimal"
+    assert sel.info["path"] == "direct-lp" and "LP relaxation integral" in sel.message
+    assert sel.objective == pytest.approx(problem.solve("highs", mip_gap=1e-9).objective, rel=1e-9)
+    assert sel.bound >= sel.objective - 1e-9
+
+
+def test_auto_lp_first_falls_back_to_the_mip_when_the_lp_is_fractional():
+    """An odd cycle of pairwise exclusions: the LP takes half of each item (1.5), the MIP one (1)."""
+    problem = SelectionProblem(np.ones(3), budget=(0, 3))
+    problem.add_exclusive(["a", "a", None], name="x12")
+    problem.add_exclusive([None, "b", "b"], name="x23")
+    problem.add_exclusive(["c", None, "c"], name="x13")
+    sel = problem.solve("auto")
+    assert sel.info["path"] == "direct" and sel.objective == 1 and sel.status == "optimal"
+    assert sel.bound == pytest.approx(1.0)
 
 
 def test_highs_and_cpsat_agree_on_gdo_instances():
