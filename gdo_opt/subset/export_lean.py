@@ -61,8 +61,10 @@ def lean_lines(frame: pd.DataFrame, rows: np.ndarray, rho: np.ndarray, descripto
     if lean is None:
         raise GdoError("candidates: no media column to export (and no source files to re-read it from)")
     kept = [c for c in EXPORT_COLUMNS if c in frame.columns]  # take only what a line prints
+    exported = frame[kept].iloc[rows].reset_index(drop=True)
+    exported.attrs = {}  # pandas deep-copies attrs on every row slice the workers take
     _CONTEXT.update(uids=text_column(frame["qa_uid"]).take(pa.array(rows)), options=lean.options,
-                    exported=frame[kept].iloc[rows].reset_index(drop=True), rows=rows, rho=rho,
+                    exported=exported, rows=rows, rho=rho,
                     descriptors=descriptors, frames_as=frames_as, stratum=stratum)
     files = text_column(frame["file"]).take(pa.array(rows)).to_numpy(zero_copy_only=False)
     tasks = iter_picked(files, frame["line"].to_numpy()[rows], lean)
