@@ -50,3 +50,12 @@ def test_lazy_public_names():
     assert issubclass(gdo_opt.GdoError, ValueError) and issubclass(gdo_opt.ParameterError, gdo_opt.GdoError)
     with pytest.raises(AttributeError):
         gdo_opt.no_such_name  # noqa: B018
+
+
+def test_metrics_reader_is_light():
+    """`select` forks the metrics parse before it imports anything heavy: the module that starts it
+    must not import pandas, numpy or pyarrow itself."""
+    code = ("import sys, json; import gdo_opt.goal.metrics_read; "
+            "print(json.dumps(sorted(m for m in ('pandas', 'numpy', 'pyarrow', 'scipy') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

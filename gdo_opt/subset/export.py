@@ -33,6 +33,7 @@ def _json_strings(values) -> np.ndarray:
 
 
 _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"  # escaped as \b, \f or \u00XX: left to Python's encoder
+_NEEDS_ESCAPE = r'[\\"\x00-\x1f]'  # a backslash, a quote or any control character
 _ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 
 
@@ -59,13 +60,22 @@ def _json_quoted(values) -> pa.Array:
         else:  # what the per-row path printed: str() of each value as numpy / pandas gives it
             plain = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
         return pa.array(_json_strings(plain), pa.string())
-    out = arr
+    # one regex pass finds the rows that need any escape (few: paths, ids and most text need none);
+    # only those go through the replacements
+    special = pc.match_substring_regex(arr, _NEEDS_ESCAPE)
+    if not pc.any(special).as_py():
+        return pc.binary_join_element_wise('"', arr, '"', "")
+    fixed = arr.filter(special)
     for old, new in _ESCAPES:
-        out = pc.replace_substring(out, old, new)
-    out = pc.binary_join_element_wise('"', out, '"', "")
-    odd = pc.match_substring_regex(arr, _OTHER_CONTROL)
-    if pc.any(odd).as_py():
-        out = pc.replace_with_mask(out, odd, pa.array(_json_strings(arr.filter(odd).to_pylist()), out.type))
+        fixed = pc.replace_substring(fixed, old, new)
+    out = pc.binary_join_element_wise('"', pc.replace_with_mask(arr, special, fixed), '"', "")
+    rows = np.flatnonzero(special.to_numpy(zero_copy_only=False))
+    odd = rows[pc.match_substring_regex(arr.take(pa.array(rows)), _OTHER_CONTROL).to_numpy(zero_copy_only=False)]
+    if odd.size:
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[odd] = True
+        out = pc.replace_with_mask(out, pa.array(mask), pa.array(_json_strings(arr.take(pa.array(odd)).to_pylist()),
+                                                                 out.type))
     return out
 
 
