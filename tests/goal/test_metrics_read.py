@@ -62,6 +62,13 @@ def test_text_in_a_numeric_key_is_still_named(tmp_path):
         gm.load_metrics(path, np.array(["ov::r1::t0"], dtype=object))
 
 
+def _pool_file(tmp_path, n: int):
+    """A metrics JSONL of ``n`` rows and a candidate qa_uid list (every third, some past the file)."""
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(n)))
+    return path, np.array([f"ov::r{i}::t0" for i in range(0, n + 20, 3)], dtype=object)
+
+
 def _same(got, ref):
     assert sorted(got.values) == sorted(ref.values)
     for name in ref.values:
@@ -73,9 +80,7 @@ def _same(got, ref):
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the worker needs fork")
 def test_prefetch_in_a_worker_reads_what_the_serial_read_reads(tmp_path, monkeypatch):
-    path = tmp_path / "m.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(400)))
-    uids = np.array([f"ov::r{i}::t0" for i in range(0, 420, 3)], dtype=object)
+    path, uids = _pool_file(tmp_path, 400)
     monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
     pre = gm.MetricsPrefetch(path)
     assert pre._proc is not None  # really in another process
@@ -141,9 +146,7 @@ def test_prefetch_process_that_dies_is_replaced_by_the_serial_read(tmp_path, mon
     """A prefetch process killed mid-parse (OOM killer, a signal) costs time, never the result."""
     import os
 
-    path = tmp_path / "m.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(200)))
-    uids = np.array([f"ov::r{i}::t0" for i in range(0, 200, 3)], dtype=object)
+    path, uids = _pool_file(tmp_path, 200)
     monkeypatch.setattr(mr, "PREFETCH_FROM", 0)
     monkeypatch.setattr(mr, "_parse_to_spill", lambda *_: os._exit(9))  # dies in the child only
     pre = gm.MetricsPrefetch(path)
