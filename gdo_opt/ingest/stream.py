@@ -68,7 +68,7 @@ LEAN_DROPPED = ("media", "question", "answer")
 def lean_table(table: pa.Table) -> pa.Table:
     """A block's rows without their text and media (``select`` re-reads them for the exported rows
     only, ``gdo_opt.ingest.reload``), with the per-row text features the paper goals need instead."""
-    from gdo_opt.goal.published import text_features
+    from gdo_opt.goal.published_text import text_features
 
     feats = text_features(table.column("question"), table.column("answer"))
     table = table.drop_columns(list(LEAN_DROPPED))

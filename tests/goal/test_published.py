@@ -222,7 +222,7 @@ def test_token_counts_match_word_re_on_lower_cased_text():
 
     import pyarrow as pa
 
-    from gdo_opt.goal.published import _token_stats
+    from gdo_opt.goal.published_text import _token_stats
 
     texts = ["", "a a a A", "__ _ 9x9", "Ünïcode wörds ÄB ab_c", "It's 3:45, isn't it?\nYes - 100%",
              "The cat; the CAT; the dog.", "x" * 300 + " y"]
@@ -238,7 +238,7 @@ def test_token_counts_match_word_re_on_lower_cased_text():
 def test_powers_equal_the_long_cumulative_product():
     import numpy as np
 
-    from gdo_opt.goal.published import _powers
+    from gdo_opt.goal.published_text import _powers
 
     base = np.uint64(0x100000001B3)
     for n in (0, 1, 5, 4096, 4097, 10_001):
